@@ -1,0 +1,23 @@
+"""revlearn: exact hyperparameter gradients by running SGD with momentum backwards.
+
+Maclaurin, Duvenaud & Adams, "Gradient-based Hyperparameter Optimization
+through Reversible Learning", ICML 2015.
+"""
+from .buffer import BigIntBuffer, InfoBuffer
+from .datasets import Dataset, batch_indices, digits_splits, load_digits, load_mnist
+from .errors import BufferUnderflowError, ReversalError
+from .fixedpoint import ExactArray
+from .hypergrad import HypergradResult, hypergrad, hypergrad_unrolled
+from .models import MLP, logistic_regression
+from .momentum import train
+from .naive import reverse_naive
+from .rational import rational_value, to_rational
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "BigIntBuffer", "InfoBuffer", "ExactArray", "BufferUnderflowError", "ReversalError",
+    "hypergrad", "hypergrad_unrolled", "HypergradResult", "train", "reverse_naive",
+    "MLP", "logistic_regression", "Dataset", "batch_indices", "digits_splits", "load_digits",
+    "load_mnist", "rational_value", "to_rational",
+]

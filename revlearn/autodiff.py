@@ -1,0 +1,74 @@
+"""Turning a user's loss into the gradients revlearn needs, with clear errors.
+
+``train_loss(x, meta, t)`` and ``meta_loss(x, meta)`` are written with
+``autograd.numpy``.  ``meta`` may be any autograd container (array, tuple,
+list, dict); we flatten it with ``autograd.misc.flatten`` so the engine only
+ever sees one flat vector of hyperparameters.
+"""
+import numpy as np
+from autograd import grad, make_vjp, value_and_grad
+from autograd.misc import flatten
+
+_HOWTO = ("Write the loss with autograd.numpy (import autograd.numpy as np), return a scalar, "
+          "and avoid in-place assignment (a[i] = ...), float()/np.asarray() on inputs, and "
+          "non-autograd libraries inside it.")
+
+
+def flat_meta(meta):
+    """Flatten ``meta`` (None means no hyperparameters) -> (flat vector, unflatten)."""
+    if meta is None:
+        return np.zeros(0), lambda m: None
+    flat, unflatten = flatten(meta)
+    return np.asarray(flat, dtype=np.float64), unflatten
+
+
+def _explained(err, name, what):
+    return TypeError(f"could not differentiate {name} with autograd ({what}): "
+                     f"{type(err).__name__}: {err}. {_HOWTO}")
+
+
+def train_gradient(train_loss, unflatten):
+    """g(x, m, t) = d train_loss / dx, with a clear error if autograd cannot do it."""
+    gx = grad(lambda x, m, t: train_loss(x, unflatten(m), t), 0)
+
+    def g(x, m, t):
+        try:
+            out = gx(x, m, t)
+        except (TypeError, ValueError, AttributeError, NotImplementedError) as e:
+            raise _explained(e, "train_loss", f"gradient at iteration {t}") from e
+        return out  # left unconverted: it may be an autograd box (second derivatives)
+    return g
+
+
+def train_hvp(g):
+    """For iteration t at (x, m): returns (g, vjp) where vjp(dv) = (H_xx dv, H_mx dv)."""
+    def hvp(x, m, t):
+        try:
+            vjp, gval = make_vjp(lambda xm: g(xm[0], xm[1], t))((x, m))
+        except TypeError as e:
+            raise _explained(e, "train_loss", f"second derivative at iteration {t}") from e
+        return np.asarray(gval), vjp
+    return hvp
+
+
+def meta_value_and_grad(meta_loss, unflatten):
+    """(x, m) -> (meta_loss value, d/dx, d/dm)."""
+    vg = value_and_grad(lambda xm: meta_loss(xm[0], unflatten(xm[1])))
+
+    def f(x, m):
+        try:
+            val, (dx, dm) = vg((x, m))
+        except (TypeError, ValueError, AttributeError, NotImplementedError) as e:
+            raise _explained(e, "meta_loss", "gradient at the final weights") from e
+        return float(val), np.asarray(dx, dtype=np.float64), np.asarray(dm, dtype=np.float64)
+    return f
+
+
+def check_finite(g, t, what="gradient of train_loss"):
+    """Raise FloatingPointError naming iteration t if g holds NaN or inf."""
+    if not np.isfinite(g).all():
+        bad = int(np.sum(~np.isfinite(g)))
+        raise FloatingPointError(
+            f"the {what} is not finite at iteration {t} ({bad} NaN/inf entries). Training "
+            "diverged or the loss is undefined there: lower the step sizes alpha, check the "
+            "loss (log of 0? overflow in exp?) and the initial weights.")
