@@ -114,9 +114,11 @@ def hypergrad(train_loss, meta_loss, x0, alphas, betas, meta=None, *, v0=None, g
         exact_unstep_v(V, g, n, d)
         dv += a * dx
         d_betas[t] = sched.reduce(dv * (V.val + g))
-        hx, hm = vjp(dv)
-        dx -= (1 - b) * hx
-        dm = dm - (1 - b) * hm
+        # v_{t+1} = b v_t - (1 - b) g(x_t): the adjoint goes through (1 - b) * dv, which
+        # matters when b differs per parameter (per-group momentum).
+        hx, hm = vjp((1 - b) * dv)
+        dx -= hx
+        dm = dm - hm
         dv *= b
     check_finite(dx, 0, "hypergradient")
 
