@@ -7,7 +7,7 @@ from .buffer import BigIntBuffer, InfoBuffer
 from .datasets import Dataset, batch_indices, digits_splits, load_digits, load_mnist
 from .errors import BufferUnderflowError, ReversalError
 from .fixedpoint import ExactArray
-from .hypergrad import HypergradResult, hypergrad, hypergrad_unrolled
+from .hypergrad import HypergradResult, hypergrad, hypergrad_unrolled, train_exact
 from .models import MLP, logistic_regression
 from .momentum import train
 from .naive import reverse_naive
@@ -17,7 +17,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "BigIntBuffer", "InfoBuffer", "ExactArray", "BufferUnderflowError", "ReversalError",
-    "hypergrad", "hypergrad_unrolled", "HypergradResult", "train", "reverse_naive",
+    "hypergrad", "hypergrad_unrolled", "HypergradResult", "train", "train_exact", "reverse_naive",
     "MLP", "logistic_regression", "Dataset", "batch_indices", "digits_splits", "load_digits",
     "load_mnist", "rational_value", "to_rational",
 ]

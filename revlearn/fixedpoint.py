@@ -35,6 +35,15 @@ def _overflow(what, frac_bits, biggest):
         "larger beta). revlearn never wraps around silently.")
 
 
+def _floor_divmod(k, m):
+    """Floor quotient and non-negative remainder of int64 ``k`` by positive ``m``."""
+    if np.ndim(m) == 0 and int(m) & (int(m) - 1) == 0:  # power of two: shifts are floor ops
+        s = int(m).bit_length() - 1
+        return k >> s, k & (int(m) - 1)
+    q = np.floor_divide(k, m)
+    return q, k - q * m   # cheaper than np.mod, same non-negative remainder
+
+
 class ExactArray:
     """A 1-D fixed-point array: int64 ``k`` with value ``k * 2**-frac_bits``.
 
@@ -80,8 +89,9 @@ class ExactArray:
 
     def mul(self, n, d):
         """Multiply by n/d exactly: the remainder k mod d goes into the buffer."""
-        self.buffer.push(np.mod(self.k, d), d)
-        self.k = np.floor_divide(self.k, d) * n + self.buffer.pop(n)
+        q, r = _floor_divmod(self.k, d)
+        self.buffer.push(r, d)
+        self.k = q * n + self.buffer.pop(n)
 
     def div(self, n, d):
         """Divide by n/d exactly (the inverse of ``mul``); raises before overflowing.
@@ -89,11 +99,11 @@ class ExactArray:
         The new low digit is popped from the buffer, so dividing needs bits that
         earlier multiplies stored; with none there it raises BufferUnderflowError.
         """
-        q = np.floor_divide(self.k, n)
+        q, r = _floor_divmod(self.k, n)
         if (np.abs(q) > _LIMIT // np.asarray(d, dtype=np.int64) - 1).any():
             biggest = float(np.max(np.abs(q.astype(np.float64)) * np.asarray(d) / self._scale))
             raise _overflow("dividing by n/d", self.frac_bits, biggest)
-        self.buffer.push(np.mod(self.k, n), n)
+        self.buffer.push(r, n)
         self.k = q * d + self.buffer.pop(d)
 
     def _checked(self, k, what):

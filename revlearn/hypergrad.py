@@ -57,6 +57,52 @@ def _prepare(x0, v0, alphas, betas, groups, denominator_bits, meta):
     return x0, v0, sched, m, unflatten
 
 
+@dataclass
+class ExactRun:
+    """The state after exact training: what the reverse pass starts from."""
+    X: ExactArray           # x_T (fixed point)
+    V: ExactArray           # v_T, with the information buffer in V.buffer
+    x0_k: np.ndarray        # the integers of x_0 and v_0, to check the reversal
+    v0_k: np.ndarray
+    fingerprints: np.ndarray
+    schedule: Schedule
+    meta_flat: np.ndarray
+
+    @property
+    def x_final(self):
+        return self.X.val
+
+    @property
+    def buffer_bits(self):
+        return self.V.buffer.nbits
+
+
+def train_exact(train_loss, x0, alphas, betas, meta=None, *, v0=None, groups=None,
+                frac_bits=DEFAULT_FRAC_BITS, denominator_bits=DEFAULT_DENOMINATOR_BITS,
+                buffer=InfoBuffer, callback=None, progress=False):
+    """Momentum SGD in exact fixed point, keeping only what reversal needs.
+
+    Same arguments as ``hypergrad``.  Returns an ``ExactRun`` (``x_final``,
+    ``buffer_bits``, and the state the reverse pass starts from).
+    """
+    x0, v0, sched, m, unflatten = _prepare(x0, v0, alphas, betas, groups, denominator_bits, meta)
+    gradx = train_gradient(train_loss, unflatten)
+    X = ExactArray(x0, frac_bits)
+    V = ExactArray(v0, frac_bits, buffer=buffer(len(x0)))
+    run = ExactRun(X, V, X.k.copy(), V.k.copy(), np.empty(sched.T, dtype=np.uint64), sched, m)
+    for t in _steps(range(sched.T), progress, "forward"):
+        g = gradx(X.val, m, t)
+        check_finite(g, t)
+        run.fingerprints[t] = _fingerprint(g)
+        try:
+            exact_step(X, V, g, sched.alpha(t), sched.numerator(t), sched.d)
+        except OverflowError as e:
+            raise OverflowError(f"at training iteration {t}: {e}") from None
+        if callback is not None:
+            callback(t, X, V)
+    return run
+
+
 def hypergrad(train_loss, meta_loss, x0, alphas, betas, meta=None, *, v0=None, groups=None,
               frac_bits=DEFAULT_FRAC_BITS, denominator_bits=DEFAULT_DENOMINATOR_BITS,
               buffer=InfoBuffer, callback=None, progress=False):
@@ -71,26 +117,14 @@ def hypergrad(train_loss, meta_loss, x0, alphas, betas, meta=None, *, v0=None, g
     ExactArrays after each forward step.  Returns a ``HypergradResult``; raises
     (never returns a wrong gradient) if the reversal is not bit-exact.
     """
-    x0, v0, sched, m, unflatten = _prepare(x0, v0, alphas, betas, groups, denominator_bits, meta)
-    gradx = train_gradient(train_loss, unflatten)
-    hvp = train_hvp(gradx)
+    run = train_exact(train_loss, x0, alphas, betas, meta, v0=v0, groups=groups,
+                      frac_bits=frac_bits, denominator_bits=denominator_bits, buffer=buffer,
+                      callback=callback, progress=progress)
+    _, unflatten = flat_meta(meta)
+    hvp = train_hvp(train_gradient(train_loss, unflatten))
     f = meta_value_and_grad(meta_loss, unflatten)
-    T, d = sched.T, sched.d
-    X = ExactArray(x0, frac_bits)
-    V = ExactArray(v0, frac_bits, buffer=buffer(len(x0)))
-    x0_k, v0_k = X.k.copy(), V.k.copy()
-    prints = np.empty(T, dtype=np.uint64)
-
-    for t in _steps(range(T), progress, "forward"):
-        g = gradx(X.val, m, t)
-        check_finite(g, t)
-        prints[t] = _fingerprint(g)
-        try:
-            exact_step(X, V, g, sched.alpha(t), sched.numerator(t), d)
-        except OverflowError as e:
-            raise OverflowError(f"at training iteration {t}: {e}") from None
-        if callback is not None:
-            callback(t, X, V)
+    X, V, sched, m, prints, d, T = run.X, run.V, run.schedule, run.meta_flat, run.fingerprints, \
+        run.schedule.d, run.schedule.T
     buffer_bits = V.buffer.nbits
     x_final, v_final = X.val, V.val
 
@@ -122,7 +156,7 @@ def hypergrad(train_loss, meta_loss, x0, alphas, betas, meta=None, *, v0=None, g
         dv *= b
     check_finite(dx, 0, "hypergradient")
 
-    exact = bool((X.k == x0_k).all() and (V.k == v0_k).all() and V.buffer.is_empty())
+    exact = bool((X.k == run.x0_k).all() and (V.k == run.v0_k).all() and V.buffer.is_empty())
     if not exact:
         raise ReversalError(
             "the reverse pass did not recover x_0 and v_0 bit for bit; the hypergradient would "

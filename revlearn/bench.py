@@ -1,0 +1,139 @@
+"""``python -m revlearn.bench``: speed and memory, as ratios against a baseline.
+
+The machine is shared and noisy, so every number is a ratio between two
+measurements taken in this same process, interleaved and repeated, keeping
+the fastest of each (the least disturbed).  Targets are printed beside them.
+``--quick`` shrinks the sizes for a smoke run (the targets then do not apply).
+"""
+import argparse
+import math
+import time
+
+import autograd.numpy as anp
+import numpy as np
+
+from . import MLP, BigIntBuffer, InfoBuffer, hypergrad, hypergrad_unrolled, to_rational, train
+from .hypergrad import train_exact
+from .memory import peak_memory
+
+
+def best_time(fn, repeats):
+    best = math.inf
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        fn()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
+def interleaved(fns, repeats):
+    """Fastest time of each function, running them in turn ``repeats`` times."""
+    best = [math.inf] * len(fns)
+    for _ in range(repeats):
+        for i, fn in enumerate(fns):
+            best[i] = min(best[i], best_time(fn, 1))
+    return best
+
+
+def multiplies(Buffer, size, steps, beta=0.9, seed=0):
+    """``steps`` exact multiplies of ``size`` random fixed-point numbers by beta."""
+    n, d = to_rational(beta)
+    k = np.random.default_rng(seed).integers(-(2**46), 2**46, size)
+    buf = Buffer(size)
+    for _ in range(steps):
+        buf.push(np.mod(k, d), d)
+        k = np.floor_divide(k, d) * n + buf.pop(n)
+    return buf
+
+
+def paper_problem(T, batch=200, n_examples=1000, sizes=(784, 50, 50, 50, 10), seed=0):
+    """Random data of the paper's shape: the 784-50-50-50-10 tanh net, batches of 200."""
+    rng = np.random.default_rng(seed)
+    model = MLP(list(sizes))
+    X = rng.standard_normal((n_examples, sizes[0]))
+    Y = np.eye(sizes[-1])[rng.integers(0, sizes[-1], n_examples)]
+
+    def train_loss(x, meta, t):
+        i = (t * batch) % n_examples
+        return model.loss(x, X[i:i + batch], Y[i:i + batch])
+
+    def meta_loss(x, meta):
+        return model.loss(x, X[:batch], Y[:batch])
+
+    x0 = model.init(1 / np.sqrt(model.fan_in), seed)
+    return train_loss, meta_loss, x0, np.full(T, 0.1), np.full(T, 0.9)
+
+
+def row(name, ratio, target, ok, note=""):
+    mark = "ok " if ok else "MISS"
+    print(f"{mark} {name:<58} {ratio:>10} {target:>14}  {note}")
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--quick", action="store_true", help="small sizes: a smoke run")
+    args = ap.parse_args(argv)
+    q = args.quick
+    reps = 2 if q else 3
+    print(f"{'':4} {'measurement':<58} {'ratio':>10} {'target':>14}")
+
+    # 1. Buffer size against the entropy bound.
+    size, steps = (1000, 200) if q else (10_000, 1000)
+    buf = multiplies(InfoBuffer, size, steps)
+    n, d = to_rational(0.9)
+    ideal = math.log2(d / n)
+    total = buf.nbits / size
+    extra = total - steps * ideal
+    row("InfoBuffer bits/param/step vs log2(d/n), beta 0.9", f"{total / steps / ideal:.4f}x",
+        "<= 1.01x", total / steps / ideal <= 1.01 or extra <= 64,
+        f"({total / steps:.5f} vs {ideal:.5f}; {extra:+.2f} bits/param overall)")
+
+    # 2. Fast buffer against the big-integer reference.
+    size, steps = (10_000, 100) if q else (100_000, 1000)
+    t_fast, t_big = interleaved([lambda: multiplies(InfoBuffer, size, steps),
+                                 lambda: multiplies(BigIntBuffer, size, steps)], 1)
+    row(f"BigIntBuffer / InfoBuffer time, {size:.0e} params x {steps} multiplies",
+        f"{t_big / t_fast:.1f}x", ">= 10x", t_big / t_fast >= 10,
+        f"({t_fast:.2f} s vs {t_big:.2f} s)")
+    short, long_ = (100, 2000) if q else (100, 10_000)
+    t_short, = interleaved([lambda: multiplies(InfoBuffer, 100_000 if not q else 10_000, short)], reps)
+    t_long = best_time(lambda: multiplies(InfoBuffer, 100_000 if not q else 10_000, long_), 1)
+    per_long, per_short = t_long / long_, t_short / short
+    row(f"InfoBuffer per-step cost at {long_} steps / at {short} steps",
+        f"{per_long / per_short:.2f}x", "<= 1.2x", per_long / per_short <= 1.2,
+        f"({1e3 * per_long:.2f} ms vs {1e3 * per_short:.2f} ms per step)")
+
+    # 3-4. Exact training and the full hypergradient against float training.
+    T = 20 if q else 100
+    tl, ml, x0, alphas, betas = paper_problem(T)
+    t_float, t_exact, t_hyper = interleaved([
+        lambda: train(tl, x0, alphas, betas),
+        lambda: train_exact(tl, x0, alphas, betas),
+        lambda: hypergrad(tl, ml, x0, alphas, betas)], reps)
+    row(f"exact training / float training, 784-50-50-50-10, T={T}", f"{t_exact / t_float:.2f}x",
+        "<= 1.25x", t_exact / t_float <= 1.25, f"({t_exact:.2f} s vs {t_float:.2f} s)")
+    row("hypergradient (forward + reverse) / float training", f"{t_hyper / t_float:.2f}x",
+        "<= 4x", t_hyper / t_float <= 4, f"({t_hyper:.2f} s)")
+
+    # 5. Memory: flat in T for exact reversal, linear for autograd's unrolled tape.
+    sizes = (64, 50, 10)
+    mem = {}
+    for T in ((20, 100) if q else (100, 1000)):
+        tl, ml, x0, alphas, betas = paper_problem(T, batch=50, n_examples=500, sizes=sizes)
+        r, mem[T, "exact"] = peak_memory(hypergrad, tl, ml, x0, alphas, betas)
+        _, mem[T, "unrolled"] = peak_memory(hypergrad_unrolled, tl, ml, x0, alphas, betas)
+        mem[T, "buffer"] = r.buffer_bits / 8
+    (t1, t2) = sorted({k[0] for k in mem})
+    growth = mem[t2, "exact"] / mem[t1, "exact"]
+    for T in (t1, t2):
+        row(f"peak memory unrolled / exact, T={T}, net {'-'.join(map(str, sizes))}",
+            f"{mem[T, 'unrolled'] / mem[T, 'exact']:.0f}x", "report", True,
+            f"(exact {mem[T, 'exact'] / 1e6:.2f} MB incl. buffer {mem[T, 'buffer'] / 1e3:.1f} kB; "
+            f"unrolled {mem[T, 'unrolled'] / 1e6:.1f} MB)")
+    flat = mem[t2, "exact"] - mem[t2, "buffer"] <= 1.2 * mem[t1, "exact"]
+    row(f"exact peak memory T={t2} / T={t1}", f"{growth:.2f}x", "flat + buffer", flat,
+        f"(the buffer adds {(mem[t2, 'buffer'] - mem[t1, 'buffer']) / 1e3:.1f} kB)")
+
+
+if __name__ == "__main__":
+    main()
