@@ -7,8 +7,34 @@ layer 2, ...), so schedules and initialization scales can be set per group.
 """
 import autograd.numpy as np
 import numpy as onp
+from autograd.extend import defvjp, primitive
 from autograd.misc import flatten
 from autograd.tracer import getval
+
+
+def _splitter(shapes):
+    """A differentiable x -> (array of shape s for s in shapes), one primitive.
+
+    autograd.misc.flatten's unflatten differentiates each slice separately by
+    scattering into a full-size zero vector; for a flat parameter vector that
+    is several full-size passes per backward pass.  Here the backward pass is
+    one concatenate (and its own backward pass is this split again, so
+    second derivatives -- Hessian-vector products -- stay cheap too).
+    """
+    sizes = [int(onp.prod(s)) for s in shapes]
+    ends = onp.cumsum(sizes)
+
+    @primitive
+    def split(x):
+        return tuple(x[e - n:e].reshape(s) for n, e, s in zip(sizes, ends, shapes))
+
+    @primitive
+    def join(parts):
+        return onp.concatenate([onp.ravel(p) for p in parts])
+
+    defvjp(split, lambda ans, x: lambda g: join(g))
+    defvjp(join, lambda ans, parts: lambda g: split(g))
+    return split
 
 
 class MLP:
@@ -33,14 +59,16 @@ class MLP:
         self.n_groups = 2 * (len(sizes) - 1)
         self.group_names = [f"{kind}{i + 1}" for i in range(len(sizes) - 1) for kind in ("W", "b")]
         self.fan_in = onp.array([sizes[i // 2] for i in range(self.n_groups)], dtype=float)
+        self._split = _splitter([a.shape for pair in template for a in pair])
 
     def predict(self, x, inputs):
         """Log class probabilities, shape (n_examples, n_classes)."""
         h = inputs
-        layers = self.unflatten(x)
-        for i, (W, b) in enumerate(layers):
-            h = np.dot(h, W) + b
-            if i < len(layers) - 1:
+        parts = self._split(x)
+        n_layers = len(parts) // 2
+        for i in range(n_layers):
+            h = np.dot(h, parts[2 * i]) + parts[2 * i + 1]
+            if i < n_layers - 1:
                 h = np.tanh(h)
         # log-softmax, shifted by the (constant) row max for stability; autograd.scipy
         # would pull in scipy for this one line.

@@ -44,3 +44,17 @@ def test_logistic_regression_is_the_no_hidden_layer_mlp():
     m = logistic_regression(64, 10)
     assert m.n_params == 650 and m.n_groups == 2
     assert m.accuracy(np.zeros(650), np.zeros((3, 64)), np.array([0, 0, 0])) == 1.0
+
+
+def test_hessian_vector_products_match_finite_differences_of_the_gradient():
+    """The fast parameter split must be right to second order (the reverse pass needs it)."""
+    from autograd import make_vjp
+    rng = np.random.default_rng(1)
+    m = MLP([5, 4, 4, 3])
+    X, Y = rng.standard_normal((9, 5)), np.eye(3)[rng.integers(0, 3, 9)]
+    x, dv = m.init(0.7, seed=2), rng.standard_normal(m.n_params)
+    g = grad(m.loss)
+    hv = make_vjp(lambda z: g(z, X, Y))(x)[0](dv)
+    eps = 1e-5
+    fd = (g(x + eps * dv, X, Y) - g(x - eps * dv, X, Y)) / (2 * eps)
+    np.testing.assert_allclose(hv, fd, rtol=1e-6, atol=1e-8)
