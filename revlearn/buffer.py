@@ -47,15 +47,17 @@ def _check_base(base, size):
 
 
 def _check_values(values, base, size):
+    """The digits as uint64, after checking 0 <= value < base (one pass)."""
     v = np.asarray(values)
     if v.shape != (size,):
         raise ValueError(f"values must have shape ({size},), one digit per parameter; got {v.shape}")
     if not np.issubdtype(v.dtype, np.integer):
         raise TypeError(f"values must be integers, got dtype {v.dtype}")
-    if (v.astype(np.uint64) >= base.astype(np.uint64)).any():  # negatives wrap to huge
+    u = v.astype(np.uint64)
+    if (u >= base.astype(np.uint64)).any():  # negatives wrap around to huge numbers
         raise ValueError("each pushed value must satisfy 0 <= value < base "
                          "(did you push k % d with a negative k and C-style remainder?)")
-    return v.astype(np.int64)
+    return u
 
 
 def _uniform_freq_start(base, symbol):
@@ -113,7 +115,7 @@ class InfoBuffer:
 
     def push(self, values, base):
         base = _check_base(base, self.size)
-        v = _check_values(values, base, self.size).astype(np.uint64)
+        v = _check_values(values, base, self.size)
         for lo in range(0, self.size, self._CHUNK):
             sl = slice(lo, lo + self._CHUNK)
             self.head[sl] = self._push(self.head[sl], v[sl], base if base.ndim == 0 else base[sl])
@@ -228,7 +230,7 @@ class BigIntBuffer:
     def push(self, values, base):
         base = _check_base(base, self.size)
         values = _check_values(values, base, self.size)
-        self.store = self.store * base.astype(object) + values.astype(object)
+        self.store = self.store * base.astype(object) + values.astype(np.int64).astype(object)
 
     def pop(self, base):
         base = _check_base(base, self.size).astype(object)
