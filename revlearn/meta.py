@@ -1,0 +1,146 @@
+"""The meta-optimization loop: gradient descent on hyperparameters.
+
+Each meta-iteration trains a model from scratch with the current
+hyperparameters, measures the meta-loss (e.g. validation loss) and its exact
+hypergradient, and takes one step of Adam or plain gradient descent on the
+hyperparameters.  ``meta_optimize`` does the stepping and keeps a
+``MetaHistory`` of every meta-iteration for plotting; your ``objective``
+(usually built with ``revlearn.parameterize.hypergrad_through``) does the rest.
+"""
+import copy
+from dataclasses import dataclass, field
+
+import numpy as np
+from autograd.misc import flatten
+
+METHODS = ("adam", "sgd")
+
+
+@dataclass
+class MetaHistory:
+    """Everything a meta-optimization run saw, one entry per meta-iteration.
+
+    ``meta_loss[i]`` and ``info[i]`` (the dict your objective returned, e.g.
+    {'valid_loss': ..., 'train_loss': ...}) were measured at ``params[i]``,
+    the hyperparameters *before* update i.  ``final_params`` are the
+    hyperparameters after the last update (not yet evaluated).
+    """
+    meta_loss: list = field(default_factory=list)
+    params: list = field(default_factory=list)
+    info: list = field(default_factory=list)
+    grad_norm: list = field(default_factory=list)
+    final_params: object = None
+    method: str = "adam"
+    step_size: float = None
+
+    def __len__(self):
+        return len(self.meta_loss)
+
+    def info_array(self, key):
+        """The values of ``info[i][key]`` across meta-iterations, as a numpy array."""
+        missing = [i for i, d in enumerate(self.info) if key not in d]
+        if missing:
+            have = sorted(self.info[missing[0]]) if self.info else []
+            raise KeyError(f"info key {key!r} is missing at meta-iteration {missing[0]}; "
+                           f"the objective returned the keys {have}")
+        return np.array([d[key] for d in self.info])
+
+    def params_array(self, get=None):
+        """Stack the hyperparameters (or ``get(params)`` of them) over meta-iterations."""
+        get = (lambda p: p) if get is None else get
+        return np.array([np.asarray(get(p)) for p in self.params])
+
+    def best(self, key=None):
+        """Index of the meta-iteration with the lowest meta-loss (or lowest ``info[key]``)."""
+        if not self.meta_loss:
+            raise ValueError("the history is empty: no meta-iteration has run")
+        values = np.asarray(self.meta_loss if key is None else self.info_array(key), float)
+        return int(np.nanargmin(values))
+
+
+def _check_args(n_iters, step_size, method):
+    if method not in METHODS:
+        raise ValueError(f"method must be one of {METHODS} ('adam' or plain gradient "
+                         f"descent 'sgd'), got {method!r}")
+    if int(n_iters) != n_iters or n_iters < 1:
+        raise ValueError(f"n_iters must be a whole number >= 1, got {n_iters!r}")
+    if not np.isfinite(step_size) or step_size <= 0:
+        raise ValueError(f"step_size must be a positive number, got {step_size!r}")
+
+
+def _flat_grad(grad, size, i):
+    g = np.asarray(flatten(grad)[0], dtype=np.float64)
+    if g.shape != (size,):
+        raise ValueError(f"at meta-iteration {i} the objective returned a gradient with {g.size} "
+                         f"numbers for {size} hyperparameters: grad_params must have the "
+                         "structure of params")
+    if not np.isfinite(g).all():
+        bad = int(np.sum(~np.isfinite(g)))
+        raise FloatingPointError(
+            f"the hypergradient is not finite at meta-iteration {i} ({bad} NaN/inf entries). "
+            "The hyperparameters reached a region where training diverges: lower step_size, "
+            "start from smaller step sizes alpha, or train for fewer iterations.")
+    return g
+
+
+def meta_optimize(objective, params, *, n_iters, step_size, method="adam", b1=0.9, b2=0.999,
+                  eps=1e-8, progress=True, callback=None):
+    """Minimize ``objective`` over hyperparameters ``params`` with Adam or gradient descent.
+
+    ``objective(params, i)`` returns ``(value, grad_params, info)``: the
+    meta-loss, its gradient (same structure as ``params``, any nesting of
+    arrays, tuples, lists and dicts) and a dict of numbers to record.
+    ``method`` is "adam" (Kingma & Ba, with bias correction, as in the paper)
+    or "sgd" (params -= step_size * gradient).  A ``tqdm`` bar shows the
+    meta-loss; ``callback(i, params, value, info)`` runs after each
+    evaluation.  Returns a ``MetaHistory``.
+    """
+    _check_args(n_iters, step_size, method)
+    x, unflatten = flatten(params)
+    x = np.array(x, dtype=np.float64)
+    m = np.zeros_like(x)
+    v = np.zeros_like(x)
+    history = MetaHistory(method=method, step_size=float(step_size))
+    steps = range(int(n_iters))
+    bar = None
+    if progress:
+        from tqdm.auto import tqdm
+        steps = bar = tqdm(steps, desc=f"meta ({method})")
+    for i in steps:
+        current = unflatten(x.copy())
+        value, grad, info = objective(current, i)
+        value = float(value)
+        if not np.isfinite(value):
+            raise FloatingPointError(f"the meta-loss is {value} at meta-iteration {i}: training "
+                                     "diverged; lower step_size or the starting step sizes")
+        g = _flat_grad(grad, len(x), i)
+        history.meta_loss.append(value)
+        history.params.append(copy.deepcopy(current))
+        history.info.append(dict(info or {}))
+        history.grad_norm.append(float(np.linalg.norm(g)))
+        if bar is not None:
+            bar.set_postfix(meta_loss=f"{value:.4g}")
+        if callback is not None:
+            callback(i, current, value, info)
+        if method == "adam":
+            m = b1 * m + (1 - b1) * g
+            v = b2 * v + (1 - b2) * g ** 2
+            m_hat = m / (1 - b1 ** (i + 1))
+            v_hat = v / (1 - b2 ** (i + 1))
+            x = x - step_size * m_hat / (np.sqrt(v_hat) + eps)
+        else:
+            x = x - step_size * g
+    history.final_params = unflatten(x.copy())
+    return history
+
+
+def adam(objective, params, *, n_iters, step_size, **kwargs):
+    """``meta_optimize`` with Adam (the paper's meta-optimizer for schedules)."""
+    return meta_optimize(objective, params, n_iters=n_iters, step_size=step_size,
+                         method="adam", **kwargs)
+
+
+def gradient_descent(objective, params, *, n_iters, step_size, **kwargs):
+    """``meta_optimize`` with plain gradient descent (the paper's choice for L2 penalties)."""
+    return meta_optimize(objective, params, n_iters=n_iters, step_size=step_size,
+                         method="sgd", **kwargs)
