@@ -73,10 +73,11 @@ class ExactArray:
     def to_fixed(self, a, what="an increment"):
         """Round a float array to integer multiples of 2**-frac_bits."""
         scaled = np.asarray(a, dtype=np.float64) * self._scale
-        if not np.isfinite(scaled).all():
-            raise FloatingPointError(f"{what} is not finite (NaN or inf); cannot store it exactly")
-        if scaled.size and np.abs(scaled).max() >= _LIMIT:
-            raise _overflow(what, self.frac_bits, np.abs(scaled).max() / self._scale)
+        biggest = np.abs(scaled).max() if scaled.size else 0.0
+        if not biggest < _LIMIT:  # one reduction catches NaN, inf and overflow
+            if not np.isfinite(scaled).all():
+                raise FloatingPointError(f"{what} is not finite (NaN or inf); cannot store it exactly")
+            raise _overflow(what, self.frac_bits, biggest / self._scale)
         return np.rint(scaled).astype(np.int64)
 
     def add(self, a):
@@ -90,8 +91,7 @@ class ExactArray:
     def mul(self, n, d):
         """Multiply by n/d exactly: the remainder k mod d goes into the buffer."""
         q, r = _floor_divmod(self.k, d)
-        self.buffer.push(r, d)
-        self.k = q * n + self.buffer.pop(n)
+        self.k = q * n + self.buffer.exchange(r, d, n)   # push r (base d), pop base n
 
     def div(self, n, d):
         """Divide by n/d exactly (the inverse of ``mul``); raises before overflowing.
@@ -103,11 +103,11 @@ class ExactArray:
         if (np.abs(q) > _LIMIT // np.asarray(d, dtype=np.int64) - 1).any():
             biggest = float(np.max(np.abs(q.astype(np.float64)) * np.asarray(d) / self._scale))
             raise _overflow("dividing by n/d", self.frac_bits, biggest)
-        self.buffer.push(r, n)
-        self.k = q * d + self.buffer.pop(d)
+        # the exact inverse of mul's exchange: bases swapped, chunks in reverse order
+        self.k = q * d + self.buffer.exchange(r, n, d, reverse=True)
 
     def _checked(self, k, what):
-        if k.size and np.abs(k).max() >= _LIMIT:
+        if k.size and (k.max() >= _LIMIT or k.min() <= -_LIMIT):
             raise _overflow(what, self.frac_bits, np.abs(k).max() / self._scale)
         return k
 

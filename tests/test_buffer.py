@@ -125,3 +125,41 @@ def test_fast_and_reference_buffers_agree_on_bits():
         ref.push(vals, base)
     # both store the same information; rANS within a fraction of a percent (+ its small constant)
     assert fast.nbits == pytest.approx(ref.nbits, rel=0.01)
+
+
+@pytest.mark.parametrize("Buffer", BUFFERS)
+@settings(max_examples=30, deadline=None)
+@given(data=st.data())
+def test_exchange_is_undone_by_the_swapped_exchange(Buffer, data):
+    """Random fused push-then-pop steps (several chunks), then undone in reverse order."""
+    size = data.draw(st.sampled_from([1, 7, 40_000]))  # 40k spans several chunks
+    rng = np.random.default_rng(data.draw(st.integers(0, 2**32 - 1)))
+    buf = Buffer(size)
+    for _ in range(3):
+        buf.push(rng.integers(0, 1 << 16, size), 1 << 16)
+    start = buf.state()
+    steps = data.draw(st.lists(st.tuples(st.integers(2, 1 << 16), st.integers(2, 1 << 16),
+                                         st.booleans(), st.booleans()), min_size=1, max_size=25))
+    log = []
+    try:
+        for a, b, reverse, per_param in steps:
+            a_ = rng.integers(2, a + 1, size) if per_param else a
+            vals = rng.integers(0, a_, size)
+            log.append((vals, a_, b, reverse, buf.exchange(vals, a_, b, reverse=reverse)))
+    except BufferUnderflowError:
+        assume(False)
+    for vals, a_, b, reverse, popped in reversed(log):
+        np.testing.assert_array_equal(buf.exchange(popped, b, a_, reverse=not reverse), vals)
+    assert _same_state(buf.state(), start)
+
+
+def test_exchange_agrees_with_push_then_pop_on_the_information_stored():
+    rng = np.random.default_rng(5)
+    fused, split_ = InfoBuffer(30_000), InfoBuffer(30_000)
+    k = rng.integers(-(2**40), 2**40, 30_000)
+    k1, k2 = k.copy(), k.copy()
+    for _ in range(500):
+        k1 = (k1 >> 16) * 58982 + fused.exchange(k1 & 0xFFFF, 1 << 16, 58982)
+        split_.push(k2 & 0xFFFF, 1 << 16)
+        k2 = (k2 >> 16) * 58982 + split_.pop(58982)
+    assert fused.nbits == pytest.approx(split_.nbits, rel=1e-3)
