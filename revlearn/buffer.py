@@ -53,7 +53,7 @@ def _check_values(values, base, size):
         raise ValueError(f"values must have shape ({size},), one digit per parameter; got {v.shape}")
     if not np.issubdtype(v.dtype, np.integer):
         raise TypeError(f"values must be integers, got dtype {v.dtype}")
-    u = v.astype(np.uint64)
+    u = v.view(np.uint64) if v.dtype == np.int64 else v.astype(np.uint64)
     if (u >= base.astype(np.uint64)).any():  # negatives wrap around to huge numbers
         raise ValueError("each pushed value must satisfy 0 <= value < base "
                          "(did you push k % d with a negative k and C-style remainder?)")
@@ -123,15 +123,15 @@ def _decode(x, base):
         q, r = (1 << PREC) // M, (1 << PREC) % M
         if r == 0:                          # power-of-two base: shifts, no division
             s = np.uint64(q.bit_length() - 1)
-            return np.uint64(q) * (x >> _P) + (slot & np.uint64(q - 1)), (slot >> s).astype(np.int64)
+            return np.uint64(q) * (x >> _P) + (slot & np.uint64(q - 1)), slot >> s
         cut = np.uint64(r * (q + 1))
-        m = (slot < cut).astype(np.uint64)
+        m = slot < cut
         # below the cut symbols own q + 1 slots, above it q (unsigned wrap is masked)
         s1 = slot // np.uint64(q + 1)
         s2 = np.uint64(r) + (slot - cut) // np.uint64(q)
         symbol = s2 - (s2 - s1) * m
         start = symbol * np.uint64(q) + np.minimum(symbol, np.uint64(r))
-        return (np.uint64(q) + m) * (x >> _P) + slot - start, symbol.astype(np.int64)
+        return (np.uint64(q) + m) * (x >> _P) + slot - start, symbol
     symbol = _symbol_of_slot(base, slot)
     freq, start = _uniform_freq_start(base, symbol)
     return freq * (x >> _P) + slot - start, symbol
@@ -173,7 +173,7 @@ class InfoBuffer:
             full = (x >> _RENORM_SHIFT) >= _freq(b, v_)
             if full.any():
                 self._write((x[full] & _WMASK).astype(np.uint32))
-                x = x >> (full.astype(np.uint64) << np.uint64(5))  # shift by 32 where full
+                x = x >> (full * _W)  # shift by 32 where full
             self.head[sl] = _encode(x, v_, b)
 
     def pop(self, base):
@@ -207,9 +207,8 @@ class InfoBuffer:
             x, v_ = self.head[sl], v[sl]
             a_, b_ = (a if a.ndim == 0 else a[sl]), (b if b.ndim == 0 else b[sl])
             emit = (x >> _RENORM_SHIFT) >= _freq(a_, v_)        # push would overflow 64 bits
-            shift = emit.astype(np.uint64) << np.uint64(5)        # 32 where emitting, else 0
             word = x & _WMASK
-            x, out[sl] = _decode(_encode(x >> shift, v_, a_), b_)
+            x, out[sl] = _decode(_encode(x >> (emit * _W), v_, a_), b_)  # shift 32 if emitting
             read = x < _HEAD_MIN                                  # pop leaves too few bits
             x = np.where(emit & read, (x << _W) | word, x)        # those keep their own word
             genuine_emit, genuine_read = emit > read, read > emit
