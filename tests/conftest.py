@@ -1,6 +1,5 @@
-import os
-
 import matplotlib
 
-matplotlib.use("Agg")  # tests never open windows
-os.environ.setdefault("MPLBACKEND", "Agg")
+# Tests never open windows. Only this process: nbval's notebook kernels keep the inline
+# backend, so every figure in the notebooks is really drawn under test.
+matplotlib.use("Agg")
