@@ -16,7 +16,7 @@ from .autodiff import check_finite, flat_meta, train_gradient
 from .momentum import _as_vector
 from .schedules import Schedule
 
-_FLOATS = {"float16": np.float16, "float32": np.float32, "float64": np.float64}
+FLOAT_TYPES = {"float16": np.float16, "float32": np.float32, "float64": np.float64}
 MANTISSA_BITS = {"float16": 11, "float32": 24, "float64": 53}
 
 
@@ -77,9 +77,9 @@ def reverse_naive(train_loss, x0, alphas, betas, meta=None, *, precision="float6
     m, unflatten = flat_meta(meta)
     gradx = train_gradient(train_loss, unflatten)
     if isinstance(precision, str):
-        if precision not in _FLOATS:
-            raise ValueError(f"precision must be one of {list(_FLOATS)} or an int, got {precision!r}")
-        dt = _FLOATS[precision]
+        if precision not in FLOAT_TYPES:
+            raise ValueError(f"precision must be one of {list(FLOAT_TYPES)} or an int, got {precision!r}")
+        dt = FLOAT_TYPES[precision]
         cast, to_float, bits = (lambda a: np.asarray(a, dtype=dt)), (lambda a: a.astype(float)), \
             MANTISSA_BITS[precision]
     elif isinstance(precision, (int, np.integer)) and 2 <= precision <= 4096:

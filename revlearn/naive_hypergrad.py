@@ -16,10 +16,10 @@ import numpy as np
 from .autodiff import flat_meta, meta_value_and_grad, train_gradient, train_hvp
 from .hypergrad import _unflat
 from .momentum import _as_vector
+from .naive import FLOAT_TYPES
 from .rational import DEFAULT_DENOMINATOR_BITS
 from .schedules import Schedule
 
-FLOAT_TYPES = {"float16": np.float16, "float32": np.float32, "float64": np.float64}
 
 
 @dataclass
