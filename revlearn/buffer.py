@@ -4,15 +4,17 @@ Multiplying a fixed-point velocity by beta = n/d destroys information (the
 remainder ``k mod d``).  An information buffer keeps it, so the multiply can be
 undone.  Each parameter has its own stream; ``push(values, base)`` stores one
 digit per parameter (``0 <= value < base``) and ``pop(base)`` takes the most
-recent digits back out, like a stack.  Popping in base ``n`` *after* pushing in
-base ``d`` hands back log2(n) of the log2(d) bits just stored, which is how the
-buffer grows by only log2(d/n) = log2(1/beta) bits per multiply.
+recent digits back out, like a stack.  ``exchange(values, d, n)`` pushes a digit
+in base d and pops one in base n in a single step: the buffer grows by
+log2(d/n) = log2(1/beta) bits, which is all a rational multiply needs.
 
 Two implementations with one interface:
 
-* ``InfoBuffer`` -- the fast one: a vectorized rANS coder (one 64-bit head per
-  parameter plus one shared stack of 32-bit words).  O(1) work per operation,
-  within a tiny fraction of a percent of the entropy bound.
+* ``InfoBuffer`` -- the fast one: one small integer "head" per parameter plus
+  one shared stack of 16-bit words, all vectorized numpy.  ``push``/``pop`` are
+  an rANS coder (any base); ``exchange`` with a power-of-two base (the d of
+  every n/d revlearn uses) is exact mixed-radix arithmetic on the heads, a
+  handful of array operations per call and no loss at all.
 * ``BigIntBuffer`` -- the readable reference: one Python integer per parameter,
   ``store = store * base + value`` to push, ``divmod`` to pop (what the paper's
   code did).  Exact and optimal, but every push touches the whole integer.
@@ -23,15 +25,18 @@ import numpy as np
 
 from .errors import BufferUnderflowError
 
-PREC = 24                    # uniform symbols are coded with frequencies summing to 2**PREC
+PREC = 24                    # rANS codes a digit with frequencies summing to 2**PREC
 MAX_BASE = 1 << 20           # so each of up to 2**20 symbols keeps a frequency of >= 16
-_HEAD_MIN = np.uint64(1 << 32)  # rANS heads live in [2**32, 2**64)
-_HEAD_INIT = 1 << 40         # start 8 bits above the minimum: slack for quantization wobble
-_P = np.uint64(PREC)
-_MASK = np.uint64((1 << PREC) - 1)
-_RENORM_SHIFT = np.uint64(64 - PREC)
-_W = np.uint64(32)
-_WMASK = np.uint64(0xFFFFFFFF)
+WORD_BITS = 16               # the shared stack holds 16-bit words
+_LOW = 1 << 28               # heads live in [2**28, 2**44): 16 * 2**PREC and up, one word wide,
+_HIGH = _LOW << WORD_BITS    # and a head times any base (<= 2**20) still fits in 64 bits
+_HEAD_INIT = 1 << 36         # start 8 bits above the minimum: slack for rANS quantization wobble
+_U = np.uint64
+_P = _U(PREC)
+_MASK = _U((1 << PREC) - 1)
+_W = _U(WORD_BITS)
+_WMASK = _U((1 << WORD_BITS) - 1)
+_NEVER = _U(2**64 - 1)
 
 
 def _check_base(base, size):
@@ -43,7 +48,7 @@ def _check_base(base, size):
     if (b < 1).any() or (b > MAX_BASE).any():
         raise ValueError(f"base must lie in 1..{MAX_BASE} (2**20), got values in "
                          f"{int(b.min())}..{int(b.max())}")
-    return b.astype(np.int64)
+    return b.astype(np.uint64)
 
 
 def _check_values(values, base, size):
@@ -54,196 +59,243 @@ def _check_values(values, base, size):
     if not np.issubdtype(v.dtype, np.integer):
         raise TypeError(f"values must be integers, got dtype {v.dtype}")
     u = v.view(np.uint64) if v.dtype == np.int64 else v.astype(np.uint64)
-    if (u >= base.astype(np.uint64)).any():  # negatives wrap around to huge numbers
+    if (u >= base).any():  # negatives wrap around to huge numbers
         raise ValueError("each pushed value must satisfy 0 <= value < base "
                          "(did you push k % d with a negative k and C-style remainder?)")
     return u
 
 
+# ---- rANS with uniform digit frequencies: push and pop in any base ----------------
+
 def _uniform_freq_start(base, symbol):
     """Frequency and cumulative start of ``symbol`` in a uniform code over ``base``
     symbols, quantized to a total of 2**PREC (the first ``r`` symbols get one extra)."""
-    q = (1 << PREC) // base
-    r = (1 << PREC) - q * base
-    freq = q + (symbol < r)
-    start = symbol * q + np.minimum(symbol, r)
-    return freq.astype(np.uint64), start.astype(np.uint64)
-
-
-def _symbol_of_slot(base, slot):
-    """Inverse of the cumulative table: which symbol owns each slot in [0, 2**PREC)."""
-    q = (1 << PREC) // base
-    r = (1 << PREC) - q * base
-    slot = slot.astype(np.int64)
-    cut = r * (q + 1)
-    return np.where(slot < cut, slot // (q + 1), r + (slot - cut) // q)
-
-
-def _divmod_two_freqs(x, q, low):
-    """x // f and x % f for f = q + 1 where ``low`` else q, with q a scalar.
-
-    Two divisions by a scalar (fast in numpy) and an arithmetic blend are
-    several times faster than one element-by-element division or np.where.
-    """
-    a, b = x // np.uint64(q + 1), x // np.uint64(q)
-    m = low.astype(np.uint64)
-    quot = b - (b - a) * m
-    return quot, x - quot * (np.uint64(q) + m)
+    q = _U(1 << PREC) // base
+    r = _U(1 << PREC) - q * base
+    low = symbol < r
+    return q + low, symbol * q + np.minimum(symbol, r)
 
 
 def _freq(base, v):
-    """Frequency of digit(s) v in base ``base`` (scalar fast path for powers of two)."""
+    """Frequency of digit(s) v in base ``base`` (scalar fast path)."""
     if base.ndim == 0:
-        M = int(base)
-        q, r = (1 << PREC) // M, (1 << PREC) % M
-        return np.uint64(q) if r == 0 else np.uint64(q) + (v < np.uint64(r))
-    return _uniform_freq_start(base, v.astype(np.int64))[0]
+        q, r = divmod(1 << PREC, int(base))
+        return _U(q) if r == 0 else _U(q) + (v < _U(r))
+    return _uniform_freq_start(base, v)[0]
 
 
 def _encode(x, v, base):
-    """rANS encode digits v into heads x (the caller has made room)."""
+    """rANS: push digits v onto heads x (the caller has made room)."""
     if base.ndim == 0:
         M = int(base)
-        q, r = (1 << PREC) // M, (1 << PREC) % M
+        q, r = divmod(1 << PREC, M)
         if r == 0:                          # power-of-two base: shifts, no division
-            s = np.uint64(q.bit_length() - 1)
-            return ((x >> s) << _P) | (x & np.uint64(q - 1)) | (v << s)
-        quot, rem = _divmod_two_freqs(x, q, v < np.uint64(r))
-        start = v * np.uint64(q) + np.minimum(v, np.uint64(r))
-        return (quot << _P) + rem + start
-    freq, start = _uniform_freq_start(base, v.astype(np.int64))
+            s = _U(q.bit_length() - 1)
+            return ((x >> s) << _P) | (x & _U(q - 1)) | (v << s)
+        # f = q + 1 for the first r digits, else q: two divisions by a scalar and a blend
+        # are several times faster in numpy than one element-by-element division
+        low = (v < _U(r)).astype(np.uint64)
+        a, b = x // _U(q + 1), x // _U(q)
+        quot = b - (b - a) * low
+        return (quot << _P) + (x - quot * (_U(q) + low)) + v * _U(q) + np.minimum(v, _U(r))
+    freq, start = _uniform_freq_start(base, v)
     return ((x // freq) << _P) + (x % freq) + start
 
 
 def _decode(x, base):
-    """rANS decode one digit per head: returns (new heads, digits); may leave heads < 2**32."""
+    """rANS: pop one digit per head; returns (new heads, digits), heads maybe below 2**28."""
     slot = x & _MASK
     if base.ndim == 0:
         M = int(base)
-        q, r = (1 << PREC) // M, (1 << PREC) % M
-        if r == 0:                          # power-of-two base: shifts, no division
-            s = np.uint64(q.bit_length() - 1)
-            return np.uint64(q) * (x >> _P) + (slot & np.uint64(q - 1)), slot >> s
-        cut = np.uint64(r * (q + 1))
+        q, r = divmod(1 << PREC, M)
+        if r == 0:
+            s = _U(q.bit_length() - 1)
+            return _U(q) * (x >> _P) + (slot & _U(q - 1)), slot >> s
+        cut = _U(r * (q + 1))
         m = slot < cut
-        # below the cut symbols own q + 1 slots, above it q (unsigned wrap is masked)
-        s1 = slot // np.uint64(q + 1)
-        s2 = np.uint64(r) + (slot - cut) // np.uint64(q)
+        # below the cut digits own q + 1 slots, above it q (unsigned wrap is masked)
+        s1 = slot // _U(q + 1)
+        s2 = _U(r) + (slot - cut) // _U(q)
         symbol = s2 - (s2 - s1) * m
-        start = symbol * np.uint64(q) + np.minimum(symbol, np.uint64(r))
-        return (np.uint64(q) + m) * (x >> _P) + slot - start, symbol
-    symbol = _symbol_of_slot(base, slot)
+        start = symbol * _U(q) + np.minimum(symbol, _U(r))
+        return (_U(q) + m) * (x >> _P) + slot - start, symbol
+    q = _U(1 << PREC) // base
+    r = _U(1 << PREC) - q * base
+    cut = r * (q + _U(1))
+    symbol = np.where(slot < cut, slot // (q + _U(1)), r + (slot - cut) // q)
     freq, start = _uniform_freq_start(base, symbol)
     return freq * (x >> _P) + slot - start, symbol
 
 
+# ---- exact mixed-radix exchange: the rational multiply's fast path ----------------
+
+def _exchange_limits(a, b):
+    """Heads at or above the returned limit must give a word to the stack before
+    ``exchange(., a, b)``; None when the exact path does not apply to these bases.
+
+    The exchange turns a head x into about x * a / b.  That stays a bijection on
+    heads in [2**28, 2**44) when the larger base divides 2**28 (we ask for a power
+    of two, like every d = 2**k) and the bases differ by at most 2**16.  A growing
+    head (a > b) then sheds a word at x >= 2**44 * b / a, an integer.
+    """
+    if a.ndim == 0 and b.ndim == 0:
+        big, small = max(int(a), int(b)), min(int(a), int(b))
+        if big & (big - 1) or big > small << WORD_BITS:
+            return None
+        return _U((_LOW // int(a)) * int(b) << WORD_BITS) if a > b else _NEVER
+    big, small = np.maximum(a, b), np.minimum(a, b)
+    if (big & (big - _U(1))).any() or (big > small << _W).any():
+        return None
+    return np.where(a > b, ((_U(_LOW) // a) * b) << _W, _NEVER)
+
+
+def _exchange_digits(x, v, a, b, A=None, S=None, out=None):
+    """Push digits v (base a) onto heads x and pop one in base b, exactly.
+
+    With x = A b + B, the two low digits share one slot, S = v b + B in [0, a b):
+    split the other way it is S = out a + c, and x becomes A a + c.  Because v
+    sits on top of the slot, out is v * b / a rounded down (plus less than
+    one): a rational multiply rounds almost exactly.  Swapping a and b undoes
+    it.  Results go into ``A``, ``S``, ``out`` when given (uint64 scratch
+    arrays); uint64 arithmetic wraps, but every final value is in range.
+    """
+    A = _floordiv(x, b, A)
+    S = np.add(x, _times(np.subtract(v, A, out=S), b, S), out=S)   # S = v b + (x - A b)
+    out = _floordiv(S, a, out)
+    A = np.add(_times(np.subtract(A, out, out=A), a, A), S, out=A)  # A a + c = (A - out) a + S
+    return A, out
+
+
+def _floordiv(y, b, out=None):
+    """y // b for uint64 y (a shift when b is a power-of-two scalar)."""
+    if b.ndim == 0 and not int(b) & (int(b) - 1):
+        return np.right_shift(y, _U(int(b).bit_length() - 1), out=out)
+    return np.floor_divide(y, b, out=out)
+
+
+def _times(y, a, out=None):
+    """y * a modulo 2**64 (a shift when a is a power-of-two scalar)."""
+    if a.ndim == 0 and not int(a) & (int(a) - 1):
+        return np.left_shift(y, _U(int(a).bit_length() - 1), out=out)
+    return np.multiply(y, a, out=out)
+
+
 class InfoBuffer:
-    """Fast information buffer for ``size`` parameters (vectorized rANS).
+    """Fast information buffer for ``size`` parameters.
 
     ``push(values, base)`` stores one digit per parameter; ``pop(base)`` returns
     the last digits pushed (when popped in the same base) as an int64 array;
+    ``exchange(values, a, b)`` pushes in base a and pops in base b at once;
     ``nbits`` is the information currently stored, in bits, all parameters
-    together.  Push and pop are exact inverses, so any sequence of operations
-    can be undone bit for bit.  ``base`` may be a scalar or one base per
-    parameter (per-group momentum needs that).
+    together.  Every operation is exactly undone by its mirror image (pop by
+    push, ``exchange(v, a, b)`` by ``exchange(out, b, a)``), so any sequence can
+    be retraced bit for bit.  Bases may be scalars or one per parameter.
     """
 
     def __init__(self, size):
         self.size = int(size)
         self.head = np.full(self.size, _HEAD_INIT, dtype=np.uint64)
-        self._words = np.empty(max(1024, self.size), dtype=np.uint32)
+        self._words = np.empty(max(1024, self.size), dtype=np.uint16)
         self._nwords = 0
-
-    # Work in chunks: 64 kB temporaries are recycled by malloc and stay in cache,
-    # where whole-array temporaries cost a page fault per 4 kB (2-3x slower).
-    # Pushes write chunks' words in order, pops read them back in reverse order.
-    _CHUNK = 8192
-
-    def _chunks(self, reverse=False):
-        starts = range(0, self.size, self._CHUNK)
-        return [slice(lo, lo + self._CHUNK) for lo in (reversed(starts) if reverse else starts)]
+        self._spare = None          # two scratch arrays for exchange (allocated on first use)
 
     def push(self, values, base):
         base = _check_base(base, self.size)
         v = _check_values(values, base, self.size)
-        for sl in self._chunks():
-            b = base if base.ndim == 0 else base[sl]
-            x, v_ = self.head[sl], v[sl]
-            # Make room: heads that would leave 64 bits move their low 32 bits to the stack.
-            full = (x >> _RENORM_SHIFT) >= _freq(b, v_)
-            if full.any():
-                self._write((x[full] & _WMASK).astype(np.uint32))
-                x = x >> (full * _W)  # shift by 32 where full
-            self.head[sl] = _encode(x, v_, b)
+        # make room first: a head at or above freq * 2**20 would leave [2**28, 2**44)
+        x, words = _shed(self.head, _freq(base, v) << _U(20))
+        self._write(words)
+        self.head = _encode(x, v, base)
 
     def pop(self, base):
         base = _check_base(base, self.size)
-        out = np.empty(self.size, dtype=np.int64)
-        for sl in self._chunks(reverse=True):
-            x, out[sl] = _decode(self.head[sl], base if base.ndim == 0 else base[sl])
-            low = x < _HEAD_MIN
-            if low.any():
-                words = self._read(int(low.sum()))
-                x[low] = (x[low] << _W) | words.astype(np.uint64)
-            self.head[sl] = x
-        return out
+        x, out = _decode(self.head, base)
+        self.head = self._refill(x)
+        return out.astype(np.int64)
 
-    def exchange(self, values, base_in, base_out, reverse=False):
-        """``push(values, base_in)`` then ``pop(base_out)``, fused; returns the popped digits.
+    def exchange(self, values, base_in, base_out, out=None):
+        """``push(values, base_in)`` then ``pop(base_out)`` in one step; returns the popped digits.
 
-        ``exchange(popped, base_out, base_in, reverse=not reverse)`` undoes it
-        exactly.  Fusing matters for the rational multiply (push 16 bits, pop
-        15.85): done separately, a head in the upper half of its range must
-        move a word to the stack for the push and take one back for the pop.
-        Here such a head keeps its own word, so only the genuine overflows
-        (about one every 210 steps per parameter at beta = 0.9) touch the stack.
-        Why it inverts: a pop ends below 2**32 exactly when the inverse push
-        must make room, and vice versa (rANS's renormalization symmetry).
+        ``exchange(popped, base_out, base_in)`` undoes it exactly.  When the
+        larger base is a power of two (d = 2**k in a multiply by n/d) this is
+        exact integer arithmetic on the heads (``_exchange_digits``), so the
+        buffer grows by exactly log2(a/b) bits, and only the rare head that
+        outgrows 44 bits moves a word to the stack (about once every 105 calls
+        per parameter at beta = 0.9).  Other bases fall back to rANS ``push``
+        then ``pop``.  ``out`` (an int64 array) receives the digits if given.
         """
         a, b = _check_base(base_in, self.size), _check_base(base_out, self.size)
         v = _check_values(values, a, self.size)
-        out = np.empty(self.size, dtype=np.int64)
-        for sl in self._chunks(reverse):
-            x, v_ = self.head[sl], v[sl]
-            a_, b_ = (a if a.ndim == 0 else a[sl]), (b if b.ndim == 0 else b[sl])
-            emit = (x >> _RENORM_SHIFT) >= _freq(a_, v_)        # push would overflow 64 bits
-            word = x & _WMASK
-            x, out[sl] = _decode(_encode(x >> (emit * _W), v_, a_), b_)  # shift 32 if emitting
-            read = x < _HEAD_MIN                                  # pop leaves too few bits
-            x = np.where(emit & read, (x << _W) | word, x)        # those keep their own word
-            genuine_emit, genuine_read = emit > read, read > emit
-            if genuine_emit.any():
-                self._write(word[genuine_emit].astype(np.uint32))
-            if genuine_read.any():
-                words = self._read(int(genuine_read.sum()))
-                x[genuine_read] = (x[genuine_read] << _W) | words.astype(np.uint64)
-            self.head[sl] = x
-        return out
+        limit = _exchange_limits(a, b)
+        if limit is None:
+            head, nwords = self.head, self._nwords
+            self.push(v, a)
+            try:
+                digits = self.pop(b)
+            except BufferUnderflowError:    # undo the push: a failed call changes nothing
+                self.head, self._nwords = head, nwords
+                raise
+            return digits if out is None else _copy_into(out, digits)
+        if self._spare is None:
+            self._spare = np.empty(self.size, dtype=np.uint64), np.empty(self.size, np.uint64)
+        A, S = self._spare
+        if out is not None and (out.shape != (self.size,) or out.dtype != np.int64):
+            raise ValueError(f"out must be an int64 array of shape ({self.size},)")
+        x, digits = _exchange_digits(self.head, v, a, b, A, S,
+                                     None if out is None else out.view(np.uint64))
+        # the rare heads at or above the limit shed a word first: redo just those
+        shed = np.flatnonzero(self.head >= limit)
+        words = ()
+        if len(shed):
+            xs = self.head[shed]
+            words = (xs & _WMASK).astype(np.uint16)
+            x[shed], digits[shed] = _exchange_digits(xs >> _W, v[shed], _pick(a, shed),
+                                                     _pick(b, shed))
+        x = self._refill(x, words)         # a shrinking head (a < b) may take words back
+        self._spare = self.head, S         # the old heads become scratch space
+        self.head = x
+        return digits.view(np.int64)
 
     @property
     def nbits(self):
         """Bits stored beyond the initial state, summed over all parameters."""
-        return 32.0 * self._nwords + float(np.sum(np.log2(self.head.astype(np.float64)))) \
+        return WORD_BITS * self._nwords + float(np.sum(np.log2(self.head.astype(np.float64)))) \
             - self.size * math.log2(_HEAD_INIT)
+
+    def _refill(self, x, words=()):
+        """Write ``words`` (shed earlier in this operation) to the stack; then heads that
+        fell below 2**28 take words back (two if below 2**12: only bases above 2**16 do
+        that).  The exact mirror image of ``_shed``.  Checks before changing anything."""
+        low = x < _U(_LOW)
+        if not low.any():
+            self._write(words)
+            return x
+        lower = x < _U(_LOW >> WORD_BITS)
+        need = int(np.count_nonzero(low)) + int(np.count_nonzero(lower))
+        if need > self._nwords + len(words):
+            raise BufferUnderflowError(
+                f"information buffer underflow: {need} words needed but only {self._nwords} "
+                "stored. More was popped than was pushed -- pops must undo pushes in reverse "
+                "order with the same bases (did the reverse pass run more steps than the "
+                "forward pass, or use a different beta?).")
+        self._write(words)
+        if lower.any():             # their second word was written last, so it comes first
+            x[lower] = (x[lower] << _W) | self._read(int(np.count_nonzero(lower)))
+        x[low] = (x[low] << _W) | self._read(int(np.count_nonzero(low)))
+        return x
 
     def _write(self, words):
         need = self._nwords + len(words)
         if need > len(self._words):
-            grown = np.empty(max(need, 2 * len(self._words)), dtype=np.uint32)
+            grown = np.empty(max(need, 2 * len(self._words)), dtype=np.uint16)
             grown[:self._nwords] = self._words[:self._nwords]
             self._words = grown
         self._words[self._nwords:need] = words
         self._nwords = need
 
     def _read(self, count):
-        if count > self._nwords:
-            raise BufferUnderflowError(
-                f"information buffer underflow: {count} words needed but only {self._nwords} "
-                "stored. More was popped than was pushed -- pops must undo pushes in reverse "
-                "order with the same bases (did the reverse pass run more steps than the forward "
-                "pass, or use a different beta?).")
         self._nwords -= count
-        return self._words[self._nwords:self._nwords + count].copy()
+        return self._words[self._nwords:self._nwords + count].astype(np.uint64)
 
     def state(self):
         """A copy of the full state, for checking that a buffer came back to where it was."""
@@ -251,7 +303,32 @@ class InfoBuffer:
 
     def is_empty(self):
         """True when the buffer is back in its initial state (nothing stored)."""
-        return self._nwords == 0 and bool((self.head == np.uint64(_HEAD_INIT)).all())
+        return self._nwords == 0 and bool((self.head == _U(_HEAD_INIT)).all())
+
+
+def _pick(base, idx):
+    return base if base.ndim == 0 else base[idx]
+
+
+def _copy_into(out, digits):
+    out[...] = digits
+    return out
+
+
+def _shed(x, limit):
+    """Heads at or above ``limit`` give their low 16 bits to the stack (twice if at or
+    above limit * 2**16: only bases above 2**16 do that).  Returns (heads, words)."""
+    once = x >= limit
+    if not once.any():
+        return x, np.empty(0, dtype=np.uint16)
+    twice = x >= (limit << _W) if np.min(limit) < _LOW else np.zeros_like(once)
+    words = [(x[once] & _WMASK).astype(np.uint16)]
+    x = x.copy()
+    x[once] >>= _W
+    if twice.any():             # written after the first words, so read back first
+        words.append((x[twice] & _WMASK).astype(np.uint16))
+        x[twice] >>= _W
+    return x, np.concatenate(words)
 
 
 class BigIntBuffer:
@@ -283,11 +360,16 @@ class BigIntBuffer:
         self.store = self.store // base
         return values.astype(np.int64)
 
-    def exchange(self, values, base_in, base_out, reverse=False):
-        """``push(values, base_in)`` then ``pop(base_out)`` (``reverse`` is for
-        interface compatibility with ``InfoBuffer``; order does not matter here)."""
+    def exchange(self, values, base_in, base_out, out=None):
+        """``push(values, base_in)`` then ``pop(base_out)`` (into ``out`` if given)."""
+        store = self.store
         self.push(values, base_in)
-        return self.pop(base_out)
+        try:
+            digits = self.pop(base_out)
+        except BufferUnderflowError:    # a failed call changes nothing
+            self.store = store
+            raise
+        return digits if out is None else _copy_into(out, digits)
 
     @property
     def nbits(self):

@@ -21,18 +21,18 @@ def exact_step(X, V, g, alpha, n, d):
     """One exact forward step on ExactArrays X, V given the gradient g at x_t:
     v <- (n/d) v - (1 - n/d) g, then x <- x + alpha v."""
     V.mul(n, d)
-    V.sub((1 - n / d) * g)
-    X.add(alpha * V.val)
+    V.sub(g, 1 - n / d)
+    X.add(V, alpha)
 
 
 def exact_unstep_x(X, V, alpha):
     """Recover x_t from x_{t+1} and v_{t+1}: subtract the very same increment."""
-    X.sub(alpha * V.val)
+    X.sub(V, alpha)
 
 
 def exact_unstep_v(V, g, n, d):
     """Recover v_t from v_{t+1} and g_t (recomputed at the recovered x_t)."""
-    V.add((1 - n / d) * g)
+    V.add(g, 1 - n / d)
     V.div(n, d)
 
 

@@ -17,8 +17,8 @@ def test_buffer_growth_widget_follows_beta_and_denominator_bits():
     ex = buffer_growth_explorer(beta=0.9, T=100, n_params=20)
     measured, theory, _ = ex.ax.get_lines()
     y0, text0 = measured.get_ydata().copy(), ex.readout.value
-    assert "58982/65536" in text0 and "210x" in text0
-    assert y0[-1] == pytest.approx(100 * math.log2(65536 / 58982), rel=0.02)
+    assert "58982/65536" in text0 and ("210x" in text0 or "211x" in text0)  # 32 / 0.1520
+    assert y0[-1] == pytest.approx(100 * math.log2(65536 / 58982), rel=0.01)
 
     ex.beta.value = 0.98
     y1 = measured.get_ydata()
