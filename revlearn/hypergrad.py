@@ -133,9 +133,12 @@ def hypergrad(train_loss, meta_loss, x0, alphas, betas, meta=None, *, v0=None, g
     dv = np.zeros_like(dx)
     d_alphas = np.zeros_like(sched.alphas)
     d_betas = np.zeros_like(sched.alphas)
+    to_float = 2.0 ** -X.frac_bits
+    v = np.empty_like(dx)            # scratch space, reused every step: v_t as floats, ...
+    w = np.empty_like(dx)            # ... and products
     for t in _steps(range(T - 1, -1, -1), progress, "reverse"):
         a, b, n = sched.alpha(t), sched.beta(t), sched.numerator(t)
-        d_alphas[t] = sched.reduce(dx * V.val)
+        d_alphas[t] = sched.reduce_dot(dx, np.multiply(V.k, to_float, out=v))  # dx . v_{t+1}
         exact_unstep_x(X, V, a)
         g, vjp = hvp(X.val, m, t)
         if _fingerprint(g) != prints[t]:
@@ -146,12 +149,13 @@ def hypergrad(train_loss, meta_loss, x0, alphas, betas, meta=None, *, v0=None, g
                 "augmentation) depend only on t through a seeded generator, e.g. "
                 "np.random.default_rng([seed, t]), never on a global random state.")
         exact_unstep_v(V, g, n, d)
-        dv += a * dx
-        d_betas[t] = sched.reduce(dv * (V.val + g))
+        dv += np.multiply(dx, a, out=w)
+        np.multiply(V.k, to_float, out=v)
+        d_betas[t] = sched.reduce_dot(dv, np.add(v, g, out=v))       # dv . (v_t + g_t)
         # v_{t+1} = b v_t - (1 - b) g(x_t): the adjoint goes through (1 - b) * dv, which
         # matters when b differs per parameter (per-group momentum).
-        hx, hm = vjp((1 - b) * dv)
-        dx -= hx
+        hx, hm = vjp(np.multiply(dv, 1 - b, out=w))
+        dx -= hx                     # (before w is reused: hx may be a view of it)
         dm = dm - hm
         dv *= b
     check_finite(dx, 0, "hypergradient")

@@ -84,3 +84,9 @@ class Schedule:
         if self.groups is None:
             return np.sum(products)
         return np.bincount(self.groups, weights=products, minlength=self.n_groups)
+
+    def reduce_dot(self, a, b):
+        """``reduce(a * b)``: a dot product, or one per group."""
+        if self.groups is None:
+            return np.dot(a, b)   # no temporary array
+        return self.reduce(a * b)
