@@ -37,6 +37,81 @@ def _splitter(shapes):
     return split
 
 
+# ---- Layers as autograd primitives --------------------------------------------------
+# Written with autograd's generic np.dot, np.tanh and a log-softmax, a layer becomes a
+# dozen small primitives, and the reverse pass (reverse over reverse, for
+# Hessian-vector products) pays autograd's per-primitive overhead twice over.  Each
+# function below is one primitive whose derivative is again one primitive; the
+# derivatives after that are written in autograd.numpy, so every order still works.
+# tests/test_models.py checks them against the plain autograd versions.
+
+@primitive
+def dense(h, W, b):
+    """An affine layer: h @ W + b for a batch h of shape (examples, inputs)."""
+    return onp.dot(h, W) + b
+
+
+@primitive
+def _times_transpose(g, W):
+    """g @ W.T: how the gradient flows back through ``dense`` to its input."""
+    return onp.dot(g, W.T)
+
+
+defvjp(dense, lambda ans, h, W, b: lambda g: _times_transpose(g, W),
+       lambda ans, h, W, b: lambda g: np.dot(np.transpose(h), g),
+       lambda ans, h, W, b: lambda g: np.sum(g, axis=0))
+defvjp(_times_transpose, lambda ans, g, W: lambda u: np.dot(u, W),
+       lambda ans, g, W: lambda u: np.dot(np.transpose(u), g))
+
+
+@primitive
+def tanh(h):
+    """tanh, differentiated through its output y: dy/dh = 1 - y**2 (no cosh needed)."""
+    return onp.tanh(h)
+
+
+@primitive
+def _tanh_backward(g, y):
+    return g * (1 - y * y)
+
+
+defvjp(tanh, lambda y, h: lambda g: _tanh_backward(g, y))
+defvjp(_tanh_backward, lambda ans, g, y: lambda u: _tanh_backward(u, y),
+       lambda ans, g, y: lambda u: -2 * u * g * y)
+
+
+def log_softmax(z):
+    """Log class probabilities from logits z, row by row (any autograd order)."""
+    z = z - onp.max(getval(z), axis=1, keepdims=True)   # a constant shift, for stability
+    return z - np.log(np.sum(np.exp(z), axis=1, keepdims=True))
+
+
+@primitive
+def nll(z, targets):
+    """Mean negative log-likelihood of one-hot ``targets`` under softmax(z)."""
+    return -onp.sum(log_softmax(z) * targets) / z.shape[0]
+
+
+@primitive
+def _nll_backward(z, targets, g):
+    """g * d nll / dz = g (softmax(z) - targets) / examples."""
+    return (onp.exp(log_softmax(z)) - targets) * (g / z.shape[0])
+
+
+def _softmax_jvp(z, u):
+    p = np.exp(log_softmax(z))
+    return p * u - p * np.sum(p * u, axis=1, keepdims=True)
+
+
+defvjp(nll, lambda ans, z, targets: lambda g: _nll_backward(z, targets, g),
+       lambda ans, z, targets: lambda g: -g * log_softmax(z) / z.shape[0])
+defvjp(_nll_backward,
+       lambda ans, z, targets, g: lambda u: _softmax_jvp(z, u) * (g / z.shape[0]),
+       lambda ans, z, targets, g: lambda u: -u * (g / z.shape[0]),
+       lambda ans, z, targets, g: lambda u: np.sum((np.exp(log_softmax(z)) - targets) * u)
+       / z.shape[0])
+
+
 class MLP:
     """A tanh multi-layer perceptron with a log-softmax output.
 
@@ -61,23 +136,27 @@ class MLP:
         self.fan_in = onp.array([sizes[i // 2] for i in range(self.n_groups)], dtype=float)
         self._split = _splitter([a.shape for pair in template for a in pair])
 
-    def predict(self, x, inputs):
-        """Log class probabilities, shape (n_examples, n_classes)."""
+    def logits(self, x, inputs):
+        """Unnormalized class scores for a batch ``inputs`` of shape (examples, features)."""
+        if np.ndim(inputs) != 2:
+            raise ValueError(f"inputs must be a 2-D batch (examples, features), got shape "
+                             f"{np.shape(inputs)}; use inputs[None] for a single example")
         h = inputs
         parts = self._split(x)
         n_layers = len(parts) // 2
         for i in range(n_layers):
-            h = np.dot(h, parts[2 * i]) + parts[2 * i + 1]
+            h = dense(h, parts[2 * i], parts[2 * i + 1])
             if i < n_layers - 1:
-                h = np.tanh(h)
-        # log-softmax, shifted by the (constant) row max for stability; autograd.scipy
-        # would pull in scipy for this one line.
-        h = h - onp.max(getval(h), axis=1, keepdims=True)
-        return h - np.log(np.sum(np.exp(h), axis=1, keepdims=True))
+                h = tanh(h)
+        return h
+
+    def predict(self, x, inputs):
+        """Log class probabilities, shape (n_examples, n_classes)."""
+        return log_softmax(self.logits(x, inputs))
 
     def loss(self, x, inputs, targets):
         """Mean negative log-likelihood of one-hot ``targets``."""
-        return -np.sum(self.predict(x, inputs) * targets) / inputs.shape[0]
+        return nll(self.logits(x, inputs), targets)
 
     def accuracy(self, x, inputs, labels):
         """Fraction of examples whose most probable class is the label."""
