@@ -16,6 +16,8 @@ Operations update ``k`` in place and reuse scratch arrays, because on many
 machines allocating fresh memory for every temporary costs more than the
 arithmetic.  Copy ``k`` (``X.k.copy()``) to keep a snapshot.
 """
+import threading
+
 import numpy as np
 
 from .buffer import InfoBuffer
@@ -23,6 +25,10 @@ from .buffer import InfoBuffer
 DEFAULT_FRAC_BITS = 48  # multiply error < 1 ulp = 2**-48; range |x| < 16384
 LIMIT_BITS = 62   # |k| < 2**62, so the sum of two in-range numbers cannot wrap an int64
 _LIMIT = 1 << LIMIT_BITS
+_MAGIC = 1.5 * 2.0**52            # x + _MAGIC holds round(x) in its low bits for |x| < 2**51
+_MAGIC_BITS = np.float64(_MAGIC).view(np.int64)
+_MAGIC_RANGE = 2.0**51
+_ROUND_UP = 1 + 2.0**-50          # keeps float bounds on max|k| above the truth despite rounding
 
 
 def value_range(frac_bits):
@@ -49,6 +55,23 @@ def _floor_divmod(k, m, q=None, r=None):
     return q, np.subtract(k, np.multiply(q, m, out=r), out=r)  # cheaper than np.mod
 
 
+_SCRATCH = threading.local()
+
+
+def _scratch(size):
+    """Three int64 scratch arrays of ``size``, shared by every ExactArray of that size in
+    this thread: operations run one at a time, and reusing the same few arrays keeps
+    them in cache and spares fresh memory (on many machines a page fault per 4 kB)."""
+    cache = getattr(_SCRATCH, "arrays", None)
+    if cache is None:
+        cache = _SCRATCH.arrays = {}
+    if size not in cache:
+        if len(cache) >= 4:
+            cache.clear()
+        cache[size] = {name: np.empty(size, dtype=np.int64) for name in ("q", "r", "digit")}
+    return cache[size]
+
+
 class ExactArray:
     """A 1-D fixed-point array: int64 ``k`` with value ``k * 2**-frac_bits``.
 
@@ -69,12 +92,21 @@ class ExactArray:
                              "flatten parameters first (autograd.misc.flatten)")
         self.k = self.to_fixed(values, "the initial value")
         self.buffer = buffer if buffer is not None else InfoBuffer(len(self.k))
-        self._work = None
+
+    @property
+    def k(self):
+        """The integers (updated in place by every operation: copy them to keep them)."""
+        return self._k
+
+    @k.setter
+    def k(self, value):
+        self._k = value
+        self._bound = None     # unknown: the next range check looks at every entry
 
     @property
     def val(self):
         """The values as float64 (a new array; exact while |k| < 2**53)."""
-        return self.k * (1.0 / self._scale)
+        return self._k * (1.0 / self._scale)
 
     def to_fixed(self, a, what="an increment"):
         """Round a float array to integer multiples of 2**-frac_bits (a new int64 array)."""
@@ -86,22 +118,28 @@ class ExactArray:
         """k += round(scale * a * 2**R): exact, and undone exactly by ``sub(a, scale)``.
 
         ``a`` is a float array or an ExactArray (``X.add(V, alpha)`` is x += alpha v)."""
-        inc = self._increment(a, scale, "adding the increment")
-        np.add(self.k, inc, out=self.k)   # |k|, |inc| <= 2**62: no wrap-around possible
-        self._check_range(inc, np.subtract, "adding the increment")
+        inc, size = self._increment(a, scale, "adding the increment")
+        np.add(self._k, inc, out=self._k)   # |k|, |inc| <= 2**62: no wrap-around possible
+        self._after_increment(inc, size, np.subtract, "adding the increment")
 
     def sub(self, a, scale=1.0):
         """k -= round(scale * a * 2**R): the exact inverse of ``add(a, scale)``."""
-        inc = self._increment(a, scale, "subtracting the increment")
-        np.subtract(self.k, inc, out=self.k)
-        self._check_range(inc, np.add, "subtracting the increment")
+        inc, size = self._increment(a, scale, "subtracting the increment")
+        np.subtract(self._k, inc, out=self._k)
+        self._after_increment(inc, size, np.add, "subtracting the increment")
 
     def mul(self, n, d):
-        """Multiply by n/d exactly: the remainder k mod d goes into the buffer."""
+        """Multiply by n/d exactly: the remainder k mod d goes into the buffer.
+
+        The result is within one grid step of k * n / d (``InfoBuffer``);
+        raises before overflowing when n > d."""
         w = self._scratch()
-        q, r = _floor_divmod(self.k, d, w["q"], w["r"])
-        low = self.buffer.exchange(r, d, n, out=w["digit"])   # push r (base d), pop base n
-        np.add(np.multiply(q, n, out=self.k), low, out=self.k)  # |result| <= |k|: no overflow
+        q, r = _floor_divmod(self._k, d, w["q"], w["r"])
+        bound = self._bound_after(q, n, d, "multiplying by n/d")
+        # push r (base d), pop base n; 0 <= r < d by construction, so no need to check it
+        low = self.buffer.exchange(r, d, n, out=w["digit"], check=False)
+        np.add(np.multiply(q, n, out=self._k), low, out=self._k)
+        self._bound = bound
 
     def div(self, n, d):
         """Divide by n/d exactly (the inverse of ``mul``); raises before overflowing.
@@ -110,50 +148,82 @@ class ExactArray:
         earlier multiplies stored; with none there it raises BufferUnderflowError.
         """
         w = self._scratch()
-        q, r = _floor_divmod(self.k, n, w["q"], w["r"])
-        room = _LIMIT // np.asarray(d, dtype=np.int64) - 1
-        if q.size and ((q.max() > room or q.min() < -room) if room.ndim == 0
-                       else (np.abs(q) > room).any()):
-            biggest = float(np.max(np.abs(q.astype(np.float64)) * np.asarray(d) / self._scale))
-            raise _overflow("dividing by n/d", self.frac_bits, biggest)
-        low = self.buffer.exchange(r, n, d, out=w["digit"])   # mul's exchange, bases swapped
-        np.add(np.multiply(q, d, out=self.k), low, out=self.k)
+        q, r = _floor_divmod(self._k, n, w["q"], w["r"])
+        bound = self._bound_after(q, d, n, "dividing by n/d")
+        low = self.buffer.exchange(r, n, d, out=w["digit"], check=False)  # mul's, swapped
+        np.add(np.multiply(q, d, out=self._k), low, out=self._k)
+        self._bound = bound
+
+    def _bound_after(self, q, m, divisor, what):
+        """Before k becomes q * m + (a digit below m), q = floor(k / divisor): a bound on
+        the new max|k|.  From the running bound when that proves the result in range
+        (|q m + digit| <= |k| m / divisor + 2 m), else from q itself, raising if the
+        result would not fit."""
+        m_max = float(np.max(m))
+        if self._bound is not None:
+            bound = (self._bound * float(np.max(np.asarray(m) / np.asarray(divisor)))
+                     + 2 * m_max + 1) * _ROUND_UP
+            if bound < _LIMIT:
+                return bound
+        if not q.size:
+            return 0.0
+        m = np.asarray(m, dtype=np.int64)
+        room = _LIMIT // m - 1
+        if m.ndim == 0:
+            biggest = max(int(q.max()), -int(q.min()))
+            ok = biggest <= room
+        else:
+            biggest = int(np.max(np.abs(q)))
+            ok = not (np.abs(q) > room).any()
+        if not ok:
+            worst = float(np.max(np.abs(q.astype(np.float64)) * m)) / self._scale
+            raise _overflow(what, self.frac_bits, worst)
+        return (biggest + 1.0) * m_max * _ROUND_UP
 
     def _scratch(self):
-        # reused by every operation: fresh temporaries cost page faults on every step
-        if self._work is None or len(self._work["q"]) != len(self.k):
-            self._work = {name: np.empty(len(self.k), dtype=dtype) for name, dtype in
-                          [("q", np.int64), ("r", np.int64), ("digit", np.int64),
-                           ("float", np.float64), ("inc", np.int64)]}
-        return self._work
+        return _scratch(len(self._k))
 
     def _increment(self, a, scale, what):
         """round(scale * a * 2**R) as int64, in scratch space, after checking the range."""
         w = self._scratch()
         if isinstance(a, ExactArray):   # a.k * 2**-R_a as floats, without a temporary
             a, scale = a.k, np.asarray(scale) * 2.0 ** -a.frac_bits
-        scaled = np.multiply(a, np.asarray(scale) * self._scale, out=w["float"])
-        self._check_scaled(scaled, what)
+        scaled = np.multiply(a, np.asarray(scale) * self._scale, out=w["r"].view(np.float64))
+        size = self._check_scaled(scaled, what)
+        if size < _MAGIC_RANGE:
+            # Round to nearest even by adding 1.5 * 2**52: the sum's low mantissa bits are
+            # then the integer (np.rint + a float-to-int cast is slower: no SIMD for it).
+            np.add(scaled, _MAGIC, out=scaled)
+            return np.subtract(scaled.view(np.int64), _MAGIC_BITS, out=w["q"]), size
         np.rint(scaled, out=scaled)
-        np.copyto(w["inc"], scaled, casting="unsafe")  # integral and below 2**62: exact
-        return w["inc"]
+        np.copyto(w["q"], scaled, casting="unsafe")  # integral and below 2**62: exact
+        return w["q"], size
 
     def _check_scaled(self, scaled, what):
+        """The largest |value| in ``scaled``, after checking it is finite and in range."""
         if not scaled.size:
-            return
+            return 0.0
         hi, lo = scaled.max(), scaled.min()   # NaN propagates into both
         if not (hi < _LIMIT and lo > -_LIMIT):
             if not np.isfinite(scaled).all():
                 raise FloatingPointError(f"{what} is not finite (NaN or inf); cannot store it exactly")
             raise _overflow(what, self.frac_bits, max(hi, -lo) / self._scale)
+        return max(hi, -lo)
 
-    def _check_range(self, inc, undo, what):
-        """If k left the range: put it back with ``undo(k, inc)`` and raise."""
-        k = self.k
-        if k.size and (k.max() >= _LIMIT or k.min() <= -_LIMIT):
-            biggest = np.abs(k).max() / self._scale
+    def _after_increment(self, inc, size, undo, what):
+        """After k += inc (|inc| <= size + 1/2): if k may have left the range, look at every
+        entry; if it did, put k back with ``undo(k, inc)`` and raise."""
+        if self._bound is not None:
+            bound = (self._bound + size + 1) * _ROUND_UP
+            if bound < _LIMIT:      # cannot have left the range: skip the two passes over k
+                self._bound = bound
+                return
+        k = self._k
+        hi, lo = (int(k.max()), int(k.min())) if k.size else (0, 0)
+        if hi >= _LIMIT or lo <= -_LIMIT:
             undo(k, inc, out=k)
-            raise _overflow(what, self.frac_bits, biggest)
+            raise _overflow(what, self.frac_bits, max(hi, -lo) / self._scale)
+        self._bound = float(max(hi, -lo))
 
     def __len__(self):
         return len(self.k)

@@ -49,15 +49,22 @@ def test_values_round_to_nearest_grid_point_checked_with_mpmath():
         assert abs(mpmath.mpf(int(k)) - exact) <= 0.5
 
 
-def test_mul_lands_within_n_grid_steps_of_the_true_product():
+@pytest.mark.parametrize("Buffer, ulps", [(InfoBuffer, 1), (BigIntBuffer, 58982)])
+def test_mul_lands_within_one_grid_step_of_the_true_product(Buffer, ulps):
+    """InfoBuffer's slot puts the remainder on top of the popped digit: the product is
+    rounded to within one grid step. The paper's big-integer scheme: within n steps."""
     rng = np.random.default_rng(0)
     n, d = to_rational(0.9)
-    X = ExactArray(rng.standard_normal(1000))
+    X = ExactArray(rng.standard_normal(1000), buffer=Buffer(1000))
+    for _ in range(3):   # something in the buffer first, as in training
+        X.mul(n, d)
     k = X.k.copy()
     X.mul(n, d)
-    exact = [mpmath.mpf(int(ki)) * int(n) / d for ki in k]
-    err = np.array([float(int(kn) - e) for kn, e in zip(X.k, exact)])
-    assert (np.abs(err) < n).all()
+    # the error in grid steps, times d: exact integer arithmetic (no float in the oracle)
+    err = np.array([int(kn) * d - int(ki) * int(n) for kn, ki in zip(X.k, k)], dtype=float)
+    assert (np.abs(err) < ulps * d).all()
+    if ulps == 1:
+        assert np.abs(err).max() > 0.5 * d   # it is a rounding, not magic
 
 
 def test_per_element_numerators():
@@ -140,3 +147,71 @@ def test_rational_betas():
     for bad in (0.0, -0.1, 1.0001, np.nan):
         with pytest.raises(ValueError, match=r"\(0, 1\]"):
             to_rational(bad)
+
+
+def test_increments_round_to_nearest_even_on_both_paths():
+    """Increments below 2**51 grid steps use the add-1.5*2**52 trick, larger ones np.rint:
+    both must give exactly np.rint's answer, ties to even included."""
+    rng = np.random.default_rng(7)
+    R = 20
+    steps = np.concatenate([rng.uniform(-1, 1, 200) * 10.0 ** rng.integers(0, 16, 200),
+                            np.arange(-6, 7) + 0.5,                 # exact ties
+                            [2.0**51 - 0.5, -(2.0**51) + 1.5, 2.0**51 + 2, -(2.0**52)]])
+    for chunk in (steps[:-2], steps):    # all small (magic path), then with large ones
+        X = ExactArray(np.zeros(len(chunk)), frac_bits=R)
+        X.add(chunk * 2.0**-R)
+        np.testing.assert_array_equal(X.k, np.rint(chunk).astype(np.int64))
+        X.sub(chunk * 2.0**-R)
+        np.testing.assert_array_equal(X.k, 0)
+
+
+@settings(max_examples=80, deadline=None)
+@given(seed=st.integers(0, 2**32 - 1), ops=st.lists(st.sampled_from("asmdK"), min_size=1,
+                                                      max_size=30))
+def test_overflow_is_caught_exactly_whatever_the_history(seed, ops):
+    """Checks are skipped while a running bound on max|k| proves them unnecessary: compare
+    every operation with Python integers near the edge of the range. An operation raises
+    exactly when its true result would leave |k| < 2**62, and then changes nothing."""
+    rng = np.random.default_rng(seed)
+    R = 50
+    buf = BigIntBuffer(3)
+    for _ in range(4):         # bits in the buffer, so that divisions can run
+        buf.push(rng.integers(0, 1 << 16, 3), 1 << 16)
+    X = ExactArray(rng.uniform(-2000, 2000, 3), frac_bits=R, buffer=buf)
+    limit = 1 << 62
+    for op in ops:
+        before = [int(k) for k in X.k]
+        a = rng.uniform(-1, 1, 3) * 2.0 ** rng.integers(0, 13)
+        if op in "as":
+            inc = [int(v) for v in np.rint(a * 2.0**R).astype(np.int64)]
+            want = [k + i if op == "a" else k - i for k, i in zip(before, inc)]
+            call = (lambda: X.add(a)) if op == "a" else (lambda: X.sub(a))
+        elif op == "m":
+            want = [(k // 4) * 5 for k in before]     # growth: digits < 5 do not matter here
+            call = lambda: X.mul(5, 4)
+        elif op == "d":
+            want = [(k // 3) * 4 for k in before]
+            call = lambda: X.div(3, 4)
+        else:
+            X.k = X.k.copy()                           # a new array: the bound is forgotten
+            continue
+        too_big = any(abs(w) >= limit - 8 for w in want)
+        fine = all(abs(w) < limit // 2 for w in want)
+        try:
+            call()
+        except OverflowError:
+            assert not fine, f"{op} raised though the result {want} fits"
+            assert [int(k) for k in X.k] == before       # nothing changed
+            continue
+        assert not too_big, f"{op} gave {list(X.k)} instead of raising for {want}"
+        assert all(-limit < int(k) < limit for k in X.k)
+
+
+def test_multiplying_by_more_than_one_raises_before_overflowing():
+    X = ExactArray(np.array([10000.0, -3.0]))
+    for _ in range(3):
+        X.mul(3, 4)
+    with pytest.raises(OverflowError, match="multiplying by n/d"):
+        for _ in range(10):
+            X.mul(7, 4)
+    assert abs(X.val[0]) < 2**14
