@@ -40,6 +40,10 @@ _NEVER = _U(2**64 - 1)
 
 
 def _check_base(base, size):
+    if isinstance(base, (int, np.integer)) and not isinstance(base, bool):  # the common case
+        if not 1 <= base <= MAX_BASE:
+            raise ValueError(f"base must lie in 1..{MAX_BASE} (2**20), got {base}")
+        return np.asarray(base, dtype=np.uint64)
     b = np.asarray(base)
     if not np.issubdtype(b.dtype, np.integer):
         raise TypeError(f"base must be an integer or an integer array, got dtype {b.dtype}")
@@ -130,8 +134,9 @@ def _decode(x, base):
 # ---- exact mixed-radix exchange: the rational multiply's fast path ----------------
 
 def _exchange_limits(a, b):
-    """Heads at or above the returned limit must give a word to the stack before
-    ``exchange(., a, b)``; None when the exact path does not apply to these bases.
+    """``(limit, grows, shrinks)`` for ``exchange(., a, b)``, or None when the exact path
+    does not apply to these bases.  Heads at or above ``limit`` must give a word to the
+    stack first; ``grows``/``shrinks``: whether any head can shed or need words at all.
 
     The exchange turns a head x into about x * a / b.  That stays a bijection on
     heads in [2**28, 2**44) when the larger base divides 2**28 (we ask for a power
@@ -142,11 +147,14 @@ def _exchange_limits(a, b):
         big, small = max(int(a), int(b)), min(int(a), int(b))
         if big & (big - 1) or big > small << WORD_BITS:
             return None
-        return _U((_LOW // int(a)) * int(b) << WORD_BITS) if a > b else _NEVER
+        if a > b:
+            return _U((_LOW // int(a)) * int(b) << WORD_BITS), True, False
+        return _NEVER, False, bool(a < b)
     big, small = np.maximum(a, b), np.minimum(a, b)
     if (big & (big - _U(1))).any() or (big > small << _W).any():
         return None
-    return np.where(a > b, ((_U(_LOW) // a) * b) << _W, _NEVER)
+    return np.where(a > b, ((_U(_LOW) // a) * b) << _W, _NEVER), bool((a > b).any()), \
+        bool((a < b).any())
 
 
 def _exchange_digits(x, v, a, b, A=None, S=None, out=None):
@@ -213,7 +221,7 @@ class InfoBuffer:
         self.head = self._refill(x)
         return out.astype(np.int64)
 
-    def exchange(self, values, base_in, base_out, out=None):
+    def exchange(self, values, base_in, base_out, out=None, check=True):
         """``push(values, base_in)`` then ``pop(base_out)`` in one step; returns the popped digits.
 
         ``exchange(popped, base_out, base_in)`` undoes it exactly.  When the
@@ -222,12 +230,14 @@ class InfoBuffer:
         buffer grows by exactly log2(a/b) bits, and only the rare head that
         outgrows 44 bits moves a word to the stack (about once every 105 calls
         per parameter at beta = 0.9).  Other bases fall back to rANS ``push``
-        then ``pop``.  ``out`` (an int64 array) receives the digits if given.
+        then ``pop``.  ``out`` (an int64 array) receives the digits if given;
+        ``check=False`` skips checking 0 <= values < base_in, for callers that
+        guarantee it (an ExactArray's remainders).
         """
         a, b = _check_base(base_in, self.size), _check_base(base_out, self.size)
-        v = _check_values(values, a, self.size)
-        limit = _exchange_limits(a, b)
-        if limit is None:
+        v = _check_values(values, a, self.size) if check else values.view(np.uint64)
+        plan = _exchange_limits(a, b)
+        if plan is None:
             head, nwords = self.head, self._nwords
             self.push(v, a)
             try:
@@ -241,18 +251,23 @@ class InfoBuffer:
         A, S = self._spare
         if out is not None and (out.shape != (self.size,) or out.dtype != np.int64):
             raise ValueError(f"out must be an int64 array of shape ({self.size},)")
-        x, digits = _exchange_digits(self.head, v, a, b, A, S,
+        limit, grows, shrinks = plan
+        head, words = self.head, ()
+        if grows:   # the rare heads at or above the limit shed a word first
+            shed = np.flatnonzero(head >= limit)
+            if len(shed):
+                top = head[shed]
+                words = (top & _WMASK).astype(np.uint16)
+                if shrinks:           # a failed refill must leave the buffer as it was
+                    head = head.copy()
+                head[shed] = top >> _W    # in place: the old heads become scratch below
+        x, digits = _exchange_digits(head, v, a, b, A, S,
                                      None if out is None else out.view(np.uint64))
-        # the rare heads at or above the limit shed a word first: redo just those
-        shed = np.flatnonzero(self.head >= limit)
-        words = ()
-        if len(shed):
-            xs = self.head[shed]
-            words = (xs & _WMASK).astype(np.uint16)
-            x[shed], digits[shed] = _exchange_digits(xs >> _W, v[shed], _pick(a, shed),
-                                                     _pick(b, shed))
-        x = self._refill(x, words)         # a shrinking head (a < b) may take words back
-        self._spare = self.head, S         # the old heads become scratch space
+        if shrinks:
+            x = self._refill(x, words)     # shrinking heads may take words back
+        else:
+            self._write(words)
+        self._spare = head, S              # the old heads become scratch space
         self.head = x
         return digits.view(np.int64)
 
@@ -266,22 +281,20 @@ class InfoBuffer:
         """Write ``words`` (shed earlier in this operation) to the stack; then heads that
         fell below 2**28 take words back (two if below 2**12: only bases above 2**16 do
         that).  The exact mirror image of ``_shed``.  Checks before changing anything."""
-        low = x < _U(_LOW)
-        if not low.any():
-            self._write(words)
-            return x
-        lower = x < _U(_LOW >> WORD_BITS)
-        need = int(np.count_nonzero(low)) + int(np.count_nonzero(lower))
+        low = np.flatnonzero(x < _U(_LOW))
+        lower = low[x[low] < _U(_LOW >> WORD_BITS)]
+        need = len(low) + len(lower)
         if need > self._nwords + len(words):
             raise BufferUnderflowError(
-                f"information buffer underflow: {need} words needed but only {self._nwords} "
-                "stored. More was popped than was pushed -- pops must undo pushes in reverse "
-                "order with the same bases (did the reverse pass run more steps than the "
-                "forward pass, or use a different beta?).")
+                f"information buffer underflow: {need} words needed but only "
+                f"{self._nwords + len(words)} stored. More was popped than was pushed -- pops "
+                "must undo pushes in reverse order with the same bases (did the reverse pass "
+                "run more steps than the forward pass, or use a different beta?).")
         self._write(words)
-        if lower.any():             # their second word was written last, so it comes first
-            x[lower] = (x[lower] << _W) | self._read(int(np.count_nonzero(lower)))
-        x[low] = (x[low] << _W) | self._read(int(np.count_nonzero(low)))
+        if len(lower):              # their second word was written last, so it comes first
+            x[lower] = (x[lower] << _W) | self._read(len(lower))
+        if len(low):
+            x[low] = (x[low] << _W) | self._read(len(low))
         return x
 
     def _write(self, words):
@@ -360,8 +373,9 @@ class BigIntBuffer:
         self.store = self.store // base
         return values.astype(np.int64)
 
-    def exchange(self, values, base_in, base_out, out=None):
-        """``push(values, base_in)`` then ``pop(base_out)`` (into ``out`` if given)."""
+    def exchange(self, values, base_in, base_out, out=None, check=True):
+        """``push(values, base_in)`` then ``pop(base_out)`` (into ``out`` if given;
+        ``check`` is accepted for ``InfoBuffer`` compatibility and always done here)."""
         store = self.store
         self.push(values, base_in)
         try:

@@ -200,3 +200,19 @@ def test_exchange_stores_exactly_log2_d_over_n_and_no_more_than_push_then_pop():
     assert ideal - 8 * 30_000 < fused.nbits < ideal + 8 * 30_000
     assert fused.nbits == pytest.approx(ideal, rel=1e-4)
     assert fused.nbits <= split_.nbits <= 1.01 * ideal   # rANS: quantized, within 1%
+
+
+def test_a_failed_mixed_exchange_leaves_the_buffer_as_it_was():
+    """One head grows and sheds a word while two shrink and need two words from a stack
+    that only has the shed one: the call raises and neither heads nor stack have changed."""
+    buf = InfoBuffer(3)
+    buf.head = np.array([2**44 - 1, 2**28, 2**28], dtype=np.uint64)  # about to shed / floor
+    before = buf.state()
+    with pytest.raises(BufferUnderflowError):
+        buf.exchange(np.array([1, 1, 1]), np.array([4, 3, 3]), np.array([3, 4, 4]))
+    assert _same_state(buf.state(), before)
+    buf.head[2] = 2**40          # with one shrinking head the shed word is enough
+    out = buf.exchange(np.array([1, 1, 1]), np.array([4, 3, 3]), np.array([3, 4, 4]))
+    np.testing.assert_array_equal(buf.exchange(out, np.array([3, 4, 4]), np.array([4, 3, 3])),
+                                  [1, 1, 1])
+    assert buf.head[0] == 2**44 - 1 and buf.head[1] == 2**28
