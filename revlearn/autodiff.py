@@ -44,7 +44,11 @@ def train_hvp(g):
     """For iteration t at (x, m): returns (g, vjp) where vjp(dv) = (H_xx dv, H_mx dv)."""
     def hvp(x, m, t):
         try:
-            vjp, gval = make_vjp(lambda xm: g(xm[0], xm[1], t))((x, m))
+            if m.size:
+                vjp, gval = make_vjp(lambda xm: g(xm[0], xm[1], t))((x, m))
+            else:   # no hyperparameters: differentiate in x alone (no tuple to box and unbox)
+                vjp_x, gval = make_vjp(lambda x_: g(x_, m, t))(x)
+                vjp = lambda dv: (vjp_x(dv), m)
         except TypeError as e:
             raise _explained(e, "train_loss", f"second derivative at iteration {t}") from e
         return np.asarray(gval), vjp

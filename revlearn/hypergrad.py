@@ -138,8 +138,9 @@ def hypergrad(train_loss, meta_loss, x0, alphas, betas, meta=None, *, v0=None, g
     w = np.empty_like(dx)            # ... and products
     for t in _steps(range(T - 1, -1, -1), progress, "reverse"):
         a, b, n = sched.alpha(t), sched.beta(t), sched.numerator(t)
-        d_alphas[t] = sched.reduce_dot(dx, np.multiply(V.k, to_float, out=v))  # dx . v_{t+1}
-        exact_unstep_x(X, V, a)
+        np.multiply(V.k, to_float, out=v)                   # v_{t+1} as floats (exactly)
+        d_alphas[t] = sched.reduce_dot(dx, v)
+        exact_unstep_x(X, v, a)          # the same increment as X.add(V, a) made
         g, vjp = hvp(X.val, m, t)
         if _fingerprint(g) != prints[t]:
             raise ReversalError(

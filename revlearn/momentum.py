@@ -26,7 +26,9 @@ def exact_step(X, V, g, alpha, n, d):
 
 
 def exact_unstep_x(X, V, alpha):
-    """Recover x_t from x_{t+1} and v_{t+1}: subtract the very same increment."""
+    """Recover x_t from x_{t+1} and v_{t+1}: subtract the very same increment.
+
+    ``V`` is the ExactArray or its values as floats (``V.val``: the same increment)."""
     X.sub(V, alpha)
 
 
