@@ -45,10 +45,14 @@ def _overflow(what, frac_bits, biggest):
         "larger beta). revlearn never wraps around silently.")
 
 
+def _scalar(x):
+    return isinstance(x, (int, float, np.integer, np.floating))
+
+
 def _floor_divmod(k, m, q=None, r=None):
     """Floor quotient and non-negative remainder of int64 ``k`` by positive ``m``
     (into ``q`` and ``r`` when given; ``r`` must not be ``k``)."""
-    if np.ndim(m) == 0 and int(m) & (int(m) - 1) == 0:  # power of two: shifts are floor ops
+    if (_scalar(m) or np.ndim(m) == 0) and int(m) & (int(m) - 1) == 0:  # 2**s: shifts floor
         s = int(m).bit_length() - 1
         return np.right_shift(k, s, out=q), np.bitwise_and(k, int(m) - 1, out=r)
     q = np.floor_divide(k, m, out=q)
@@ -59,7 +63,7 @@ _SCRATCH = threading.local()
 
 
 def _scratch(size):
-    """Three int64 scratch arrays of ``size``, shared by every ExactArray of that size in
+    """Two int64 scratch arrays of ``size``, shared by every ExactArray of that size in
     this thread: operations run one at a time, and reusing the same few arrays keeps
     them in cache and spares fresh memory (on many machines a page fault per 4 kB)."""
     cache = getattr(_SCRATCH, "arrays", None)
@@ -68,7 +72,7 @@ def _scratch(size):
     if size not in cache:
         if len(cache) >= 4:
             cache.clear()
-        cache[size] = {name: np.empty(size, dtype=np.int64) for name in ("q", "r", "digit")}
+        cache[size] = {name: np.empty(size, dtype=np.int64) for name in ("q", "r")}
     return cache[size]
 
 
@@ -137,8 +141,14 @@ class ExactArray:
         q, r = _floor_divmod(self._k, d, w["q"], w["r"])
         bound = self._bound_after(q, n, d, "multiplying by n/d")
         # push r (base d), pop base n; 0 <= r < d by construction, so no need to check it
-        low = self.buffer.exchange(r, d, n, out=w["digit"], check=False)
-        np.add(np.multiply(q, n, out=self._k), low, out=self._k)
+        np.multiply(q, n, out=self._k)     # k = q n + digit; q's space then takes the digits
+        try:
+            low = self.buffer.exchange(r, d, n, out=q, check=False)
+        except BaseException:              # the buffer refused (underflow): put k back
+            np.add(np.multiply(np.floor_divide(self._k, n, out=q), d, out=self._k), r,
+                   out=self._k)
+            raise
+        np.add(self._k, low, out=self._k)
         self._bound = bound
 
     def div(self, n, d):
@@ -150,8 +160,14 @@ class ExactArray:
         w = self._scratch()
         q, r = _floor_divmod(self._k, n, w["q"], w["r"])
         bound = self._bound_after(q, d, n, "dividing by n/d")
-        low = self.buffer.exchange(r, n, d, out=w["digit"], check=False)  # mul's, swapped
-        np.add(np.multiply(q, d, out=self._k), low, out=self._k)
+        np.multiply(q, d, out=self._k)     # mul's exchange with the bases swapped, as above
+        try:
+            low = self.buffer.exchange(r, n, d, out=q, check=False)
+        except BaseException:
+            np.add(np.multiply(np.floor_divide(self._k, d, out=q), n, out=self._k), r,
+                   out=self._k)
+            raise
+        np.add(self._k, low, out=self._k)
         self._bound = bound
 
     def _bound_after(self, q, m, divisor, what):
@@ -159,10 +175,12 @@ class ExactArray:
         the new max|k|.  From the running bound when that proves the result in range
         (|q m + digit| <= |k| m / divisor + 2 m), else from q itself, raising if the
         result would not fit."""
-        m_max = float(np.max(m))
+        if _scalar(m) and _scalar(divisor):     # the common case, without numpy overhead
+            m_max, ratio = float(m), float(m) / float(divisor)
+        else:
+            m_max, ratio = float(np.max(m)), float(np.max(np.asarray(m) / np.asarray(divisor)))
         if self._bound is not None:
-            bound = (self._bound * float(np.max(np.asarray(m) / np.asarray(divisor)))
-                     + 2 * m_max + 1) * _ROUND_UP
+            bound = (self._bound * ratio + 2 * m_max + 1) * _ROUND_UP
             if bound < _LIMIT:
                 return bound
         if not q.size:
@@ -186,10 +204,17 @@ class ExactArray:
     def _increment(self, a, scale, what):
         """round(scale * a * 2**R) as int64, in scratch space, after checking the range."""
         w = self._scratch()
+        known = None
+        scale = float(scale) if _scalar(scale) else np.asarray(scale, dtype=np.float64)
         if isinstance(a, ExactArray):   # a.k * 2**-R_a as floats, without a temporary
-            a, scale = a.k, np.asarray(scale) * 2.0 ** -a.frac_bits
-        scaled = np.multiply(a, np.asarray(scale) * self._scale, out=w["r"].view(np.float64))
-        size = self._check_scaled(scaled, what)
+            factor = scale * 2.0 ** (self.frac_bits - a.frac_bits)
+            if a._bound is not None:    # integers times a factor: finite, and this big at most
+                known = a._bound * (abs(factor) if _scalar(factor)
+                                    else float(np.max(np.abs(factor)))) * _ROUND_UP
+            a, scale = a.k, factor * 2.0 ** -self.frac_bits
+        scaled = np.multiply(a, scale * self._scale, out=w["r"].view(np.float64))
+        size = known if known is not None and known < _LIMIT else \
+            self._check_scaled(scaled, what)
         if size < _MAGIC_RANGE:
             # Round to nearest even by adding 1.5 * 2**52: the sum's low mantissa bits are
             # then the integer (np.rint + a float-to-int cast is slower: no SIMD for it).

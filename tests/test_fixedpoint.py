@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 from hypothesis import given, settings, strategies as st
 
-from revlearn import BigIntBuffer, ExactArray, InfoBuffer, to_rational
+from revlearn import BigIntBuffer, BufferUnderflowError, ExactArray, InfoBuffer, to_rational
 from revlearn.fixedpoint import value_range
 
 
@@ -215,3 +215,17 @@ def test_multiplying_by_more_than_one_raises_before_overflowing():
         for _ in range(10):
             X.mul(7, 4)
     assert abs(X.val[0]) < 2**14
+
+
+@pytest.mark.parametrize("Buffer", [InfoBuffer, BigIntBuffer])
+@pytest.mark.parametrize("n, d", [(3, 4), (5, 6), (4, 3)])   # exact path, rANS path, n > d
+def test_a_division_that_underflows_leaves_the_array_as_it_was(Buffer, n, d):
+    X = ExactArray(np.array([1.5, -2.25, 0.1]), buffer=Buffer(3))
+    with pytest.raises(BufferUnderflowError):
+        for _ in range(10_000):
+            k, state = X.k.copy(), X.buffer.state()
+            X.div(n, d) if n < d else X.mul(n, d)
+    np.testing.assert_array_equal(X.k, k)
+    b, s = X.buffer.state(), state
+    assert all(np.array_equal(u, v) for u, v in zip(b, s)) if isinstance(b, tuple) \
+        else all(u == v for u, v in zip(b, s))
