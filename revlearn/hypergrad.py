@@ -92,12 +92,14 @@ def train_exact(train_loss, x0, alphas, betas, meta=None, *, v0=None, groups=Non
     run = ExactRun(X, V, X.k.copy(), V.k.copy(), np.empty(sched.T, dtype=np.uint64), sched, m)
     for t in _steps(range(sched.T), progress, "forward"):
         g = gradx(X.val, m, t)
-        check_finite(g, t)
         run.fingerprints[t] = _fingerprint(g)
         try:
             exact_step(X, V, g, sched.alpha(t), sched.numerator(t), sched.d)
         except OverflowError as e:
             raise OverflowError(f"at training iteration {t}: {e}") from None
+        except FloatingPointError:      # rounding g to the grid found NaN/inf: say where
+            check_finite(g, t)
+            raise
         if callback is not None:
             callback(t, X, V)
     return run
