@@ -207,8 +207,8 @@ def time_steps(buffer, beta, T, n_params=300, *, block=100, denominator_bits=DEF
     """Time exact momentum steps with the given buffer class as the run grows.
 
     The big-integer buffer touches every digit of each parameter's integer on
-    every push and pop, so its steps get slower as the integers grow; the rANS
-    buffer does the same small amount of work per step however much it holds.
+    every push and pop, so its steps get slower as the integers grow; the fast
+    ``InfoBuffer`` does the same small amount of work per step however much it holds.
     Timings depend on the machine and its load: compare, don't quote.
     """
     n, d = to_rational(beta, denominator_bits)
