@@ -319,10 +319,6 @@ class InfoBuffer:
         return self._nwords == 0 and bool((self.head == _U(_HEAD_INIT)).all())
 
 
-def _pick(base, idx):
-    return base if base.ndim == 0 else base[idx]
-
-
 def _copy_into(out, digits):
     out[...] = digits
     return out
