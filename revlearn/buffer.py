@@ -28,8 +28,8 @@ from .errors import BufferUnderflowError
 PREC = 24                    # rANS codes a digit with frequencies summing to 2**PREC
 MAX_BASE = 1 << 20           # so each of up to 2**20 symbols keeps a frequency of >= 16
 WORD_BITS = 16               # the shared stack holds 16-bit words
-_LOW = 1 << 28               # heads live in [2**28, 2**44): 16 * 2**PREC and up, one word wide,
-_HIGH = _LOW << WORD_BITS    # and a head times any base (<= 2**20) still fits in 64 bits
+_LOW = 1 << 28               # heads live in [2**28, 2**44): 16 * 2**PREC and up, one word
+                             # wide, and a head times any base (<= 2**20) fits in 64 bits
 _HEAD_INIT = 1 << 36         # start 8 bits above the minimum: slack for rANS quantization wobble
 _U = np.uint64
 _P = _U(PREC)
