@@ -9,7 +9,8 @@ from .errors import BufferUnderflowError, ReversalError
 from .fixedpoint import ExactArray
 from .hypergrad import HypergradResult, hypergrad, hypergrad_unrolled, train_exact
 from .models import MLP, logistic_regression
-from .momentum import train
+from .momentum import Momentum
+from .training import train
 from .naive import reverse_naive
 from .rational import rational_value, to_rational
 

@@ -4,10 +4,20 @@
 ``autograd.numpy``.  ``meta`` may be any autograd container (array, tuple,
 list, dict); we flatten it with ``autograd.misc.flatten`` so the engine only
 ever sees one flat vector of hyperparameters.
+
+autograd records every computation it differentiates on one global trace
+stack, so two threads tracing at once corrupt each other's gradients.  Every
+trace and every backward pass here holds ``LOCK``: revlearn's entry points are
+safe to call from several threads (their numpy work runs in parallel; only the
+autograd calls take turns).
 """
+import threading
+
 import numpy as np
 from autograd import grad, make_vjp, value_and_grad
 from autograd.misc import flatten
+
+LOCK = threading.RLock()    # held while autograd traces or runs a backward pass
 
 _HOWTO = ("Write the loss with autograd.numpy (import autograd.numpy as np), return a scalar, "
           "and avoid in-place assignment (a[i] = ...), float()/np.asarray() on inputs, and "
@@ -33,7 +43,8 @@ def train_gradient(train_loss, unflatten):
 
     def g(x, m, t):
         try:
-            out = gx(x, m, t)
+            with LOCK:
+                out = gx(x, m, t)
         except (TypeError, ValueError, AttributeError, NotImplementedError) as e:
             raise _explained(e, "train_loss", f"gradient at iteration {t}") from e
         return out  # left unconverted: it may be an autograd box (second derivatives)
@@ -44,13 +55,17 @@ def train_hvp(g):
     """For iteration t at (x, m): returns (g, vjp) where vjp(dv) = (H_xx dv, H_mx dv)."""
     def hvp(x, m, t):
         try:
-            if m.size:
-                vjp, gval = make_vjp(lambda xm: g(xm[0], xm[1], t))((x, m))
-            else:   # no hyperparameters: differentiate in x alone (no tuple to box and unbox)
-                vjp_x, gval = make_vjp(lambda x_: g(x_, m, t))(x)
-                vjp = lambda dv: (vjp_x(dv), m)
+            with LOCK:
+                if m.size:
+                    vjp_xm, gval = make_vjp(lambda xm: g(xm[0], xm[1], t))((x, m))
+                else:   # no hyperparameters: differentiate in x alone (no tuple to box)
+                    vjp_x, gval = make_vjp(lambda x_: g(x_, m, t))(x)
         except TypeError as e:
             raise _explained(e, "train_loss", f"second derivative at iteration {t}") from e
+
+        def vjp(dv):
+            with LOCK:
+                return vjp_xm(dv) if m.size else (vjp_x(dv), m)
         return np.asarray(gval), vjp
     return hvp
 
@@ -61,11 +76,22 @@ def meta_value_and_grad(meta_loss, unflatten):
 
     def f(x, m):
         try:
-            val, (dx, dm) = vg((x, m))
+            with LOCK:
+                val, (dx, dm) = vg((x, m))
         except (TypeError, ValueError, AttributeError, NotImplementedError) as e:
             raise _explained(e, "meta_loss", "gradient at the final weights") from e
-        return float(val), np.asarray(dx, dtype=np.float64), np.asarray(dm, dtype=np.float64)
+        return (scalar_loss(val, "meta_loss"), np.asarray(dx, dtype=np.float64),
+                np.asarray(dm, dtype=np.float64))
     return f
+
+
+def scalar_loss(value, name):
+    """A loss value as a Python float; a TypeError unless it is one real number of shape ()."""
+    if np.ndim(value) != 0 or np.iscomplexobj(value):
+        raise TypeError(f"{name} must return one real number (shape ()), got "
+                        f"{np.asarray(value).dtype} of shape {np.shape(value)}; wrap it in "
+                        "np.sum(...) or index it, e.g. loss[0]")
+    return float(value)
 
 
 def check_finite(g, t, what="gradient of train_loss"):
@@ -76,3 +102,14 @@ def check_finite(g, t, what="gradient of train_loss"):
             f"the {what} is not finite at iteration {t} ({bad} NaN/inf entries). Training "
             "diverged or the loss is undefined there: lower the step sizes alpha, check the "
             "loss (log of 0? overflow in exp?) and the initial weights.")
+
+
+def check_result_finite(name, value, where):
+    """Raise FloatingPointError if a returned hypergradient ``name`` holds NaN or inf."""
+    a = np.asarray(value, dtype=np.float64)
+    if not np.isfinite(a).all():
+        bad = int(np.sum(~np.isfinite(a)))
+        raise FloatingPointError(
+            f"the hypergradient {name} is not finite ({bad} NaN/inf entries), {where}. It is "
+            "not returned: check meta_loss and train_loss for a derivative that is infinite "
+            "where they are evaluated (sqrt or log at 0, 1/x at 0, overflow in exp).")

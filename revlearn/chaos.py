@@ -25,7 +25,8 @@ from .autodiff import check_finite, flat_meta, train_gradient, train_hvp
 from .datasets import Dataset, load_digits
 from .hypergrad import hypergrad
 from .models import MLP
-from .momentum import _as_vector
+from .progress import Progress
+from .training import as_vector as _as_vector
 from .schedules import Schedule
 
 # The paper's Fig. 10 (on MNIST, which revlearn cannot download for you).
@@ -184,8 +185,7 @@ def sweep(problem, log_alphas, T, *, chunk=200, progress=False):
     loss, grad, exact = np.empty_like(la), np.empty_like(la), True
     parts = _chunks(len(la), chunk)
     if progress:
-        from tqdm.auto import tqdm
-        parts = tqdm(parts, desc=f"T={T}", leave=False)
+        parts = Progress(parts, desc=f"T={T}", leave=False)
     for part in parts:
         copies = Copies(problem, len(la[part]))
         alphas, betas = copies.schedules(la[part], T)

@@ -13,3 +13,12 @@ class BufferUnderflowError(RuntimeError):
 
 class ReversalError(RuntimeError):
     """The reverse pass did not retrace the forward pass bit for bit."""
+
+
+class CoarseGridWarning(UserWarning):
+    """The fixed-point grid is too coarse for the training steps.
+
+    The reversal is still bit-exact, but a noticeable share of every step was
+    rounded away, so the exact run (and its hypergradient) follows dynamics that
+    differ from float training.  More fractional bits (``frac_bits``) fix it.
+    """

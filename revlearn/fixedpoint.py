@@ -20,7 +20,7 @@ import threading
 
 import numpy as np
 
-from .buffer import InfoBuffer
+from .buffer import MAX_BASE, InfoBuffer
 
 DEFAULT_FRAC_BITS = 48  # multiply error < 1 ulp = 2**-48; range |x| < 16384
 LIMIT_BITS = 62   # |k| < 2**62, so the sum of two in-range numbers cannot wrap an int64
@@ -31,18 +31,37 @@ _MAGIC_RANGE = 2.0**51
 _ROUND_UP = 1 + 2.0**-50          # keeps float bounds on max|k| above the truth despite rounding
 
 
+MIN_SUGGESTED_FRAC_BITS = 32   # below this the grid gets too coarse for most training runs
+
+
 def value_range(frac_bits):
     """Largest magnitude an ExactArray with ``frac_bits`` fractional bits can hold."""
     return 2.0 ** (LIMIT_BITS - frac_bits)
 
 
+def check_frac_bits(frac_bits):
+    """``frac_bits`` as an int in 1..60, or a clear error."""
+    if isinstance(frac_bits, bool) or not isinstance(frac_bits, (int, np.integer)) \
+            or not 1 <= frac_bits <= 60:
+        raise ValueError(f"frac_bits must be an integer in 1..60 (values are stored as "
+                         f"k * 2**-frac_bits; the default is {DEFAULT_FRAC_BITS}), got "
+                         f"{frac_bits!r}")
+    return int(frac_bits)
+
+
 def _overflow(what, frac_bits, biggest):
+    wider = frac_bits - 8
+    if wider >= MIN_SUGGESTED_FRAC_BITS:
+        fix = (f"Use fewer fractional bits (frac_bits={wider} gives a 256x wider range, with a "
+               f"grid of 2**-{wider}) or keep the values smaller")
+    else:
+        fix = ("Fewer fractional bits would make the grid too coarse for exact training to "
+               "follow the float dynamics, so keep the values smaller instead")
     return OverflowError(
         f"{what} would reach |x| = {biggest:.4g}, outside the exact fixed-point range "
         f"|x| < 2**{LIMIT_BITS - frac_bits} = {value_range(frac_bits):.4g} "
-        f"(frac_bits={frac_bits}). Use fewer fractional bits (frac_bits={max(frac_bits - 8, 1)} "
-        "gives a 256x wider range) or keep weights and velocities smaller (smaller step sizes, "
-        "larger beta). revlearn never wraps around silently.")
+        f"(frac_bits={frac_bits}). {fix} (smaller step sizes, larger beta, inputs and losses "
+        "of order one). revlearn never wraps around silently.")
 
 
 def _scalar(x):
@@ -83,39 +102,68 @@ class ExactArray:
     subtract ``scale * a`` rounded to the grid once (``a`` a float array or
     another ExactArray), ``mul(n, d)``/``div(n, d)`` multiply/divide exactly by
     the fraction n/d using ``buffer`` (an ``InfoBuffer`` by default) to keep the
-    remainders.  ``n`` and ``d`` may be scalars or one per element.
+    remainders.  ``n`` and ``d`` are positive integers (at most 2**20), scalars
+    or one per element.  ``name`` appears in error messages ("the velocity v").
     """
 
-    def __init__(self, values, frac_bits=DEFAULT_FRAC_BITS, buffer=None):
-        if not (1 <= int(frac_bits) <= 60):
-            raise ValueError(f"frac_bits must be in 1..60, got {frac_bits}")
-        self.frac_bits = int(frac_bits)
+    def __init__(self, values, frac_bits=DEFAULT_FRAC_BITS, buffer=None, name=None):
+        self.frac_bits = check_frac_bits(frac_bits)
         self._scale = 2.0 ** self.frac_bits
-        if np.ndim(values) != 1:
-            raise ValueError(f"ExactArray holds a flat 1-D array, got shape {np.shape(values)}; "
+        self.name = name
+        a = np.asarray(values)
+        if a.dtype.kind not in "biuf":
+            raise TypeError(f"ExactArray holds real numbers, got dtype {a.dtype}")
+        if a.ndim != 1:
+            raise ValueError(f"ExactArray holds a flat 1-D array, got shape {a.shape}; "
                              "flatten parameters first (autograd.misc.flatten)")
-        self.k = self.to_fixed(values, "the initial value")
-        self.buffer = buffer if buffer is not None else InfoBuffer(len(self.k))
+        self.k = self.to_fixed(a, "the initial value")
+        if buffer is None:
+            buffer = InfoBuffer(len(self._k))
+        elif isinstance(buffer, type) or not hasattr(buffer, "exchange"):
+            raise TypeError(f"buffer must be a buffer instance such as InfoBuffer({len(a)}), "
+                            f"got {buffer!r}")
+        elif buffer.size != len(self._k):
+            raise ValueError(f"the buffer holds {buffer.size} streams but the array has "
+                             f"{len(self._k)} values: use InfoBuffer({len(self._k)})")
+        self.buffer = buffer
+        self.track_rounding = False       # when True, add/sub sample their rounding error
+        self.rounding = np.zeros(2)       # [sum |rounding error|, sum |increment|], grid units
 
     @property
     def k(self):
-        """The integers (updated in place by every operation: copy them to keep them)."""
-        return self._k
+        """The integers, read-only: every operation updates them in place, so copy them
+        (``X.k.copy()``) to keep a snapshot, and assign a new array to replace them."""
+        view = self._k.view()
+        view.flags.writeable = False
+        return view
 
     @k.setter
     def k(self, value):
-        self._k = value
-        self._bound = None     # unknown: the next range check looks at every entry
+        k = np.asarray(value)
+        if not np.issubdtype(k.dtype, np.integer) or k.ndim != 1:
+            raise TypeError(f"k must be a 1-D integer array, got {k.dtype} {k.shape}")
+        if hasattr(self, "_k") and k.shape != self._k.shape:
+            raise ValueError(f"k must keep its shape {self._k.shape}, got {k.shape}")
+        k = k.astype(np.int64)           # a copy: nobody else can change it behind our back
+        if k.size and (k.max() >= _LIMIT or k.min() <= -_LIMIT):
+            raise _overflow(self._what("setting k"), self.frac_bits,
+                            float(np.max(np.abs(k.astype(np.float64)))) / self._scale)
+        self._k = k
+        self._bound = float(np.max(np.abs(k))) if k.size else 0.0
 
     @property
     def val(self):
         """The values as float64 (a new array; exact while |k| < 2**53)."""
         return self._k * (1.0 / self._scale)
 
+    def _what(self, what):
+        return what if self.name is None else f"{what} ({self.name})"
+
     def to_fixed(self, a, what="an increment"):
         """Round a float array to integer multiples of 2**-frac_bits (a new int64 array)."""
-        scaled = np.asarray(a, dtype=np.float64) * self._scale
-        self._check_scaled(scaled, what)
+        a = np.asarray(a, dtype=np.float64)
+        scaled = a * self._scale
+        self._check_scaled(scaled, what, a)
         return np.rint(scaled).astype(np.int64)
 
     def add(self, a, scale=1.0):
@@ -135,46 +183,76 @@ class ExactArray:
     def mul(self, n, d):
         """Multiply by n/d exactly: the remainder k mod d goes into the buffer.
 
-        The result is within one grid step of k * n / d (``InfoBuffer``);
-        raises before overflowing when n > d."""
-        w = self._scratch()
-        q, r = _floor_divmod(self._k, d, w["q"], w["r"])
-        bound = self._bound_after(q, n, d, "multiplying by n/d")
-        # push r (base d), pop base n; 0 <= r < d by construction, so no need to check it
-        np.multiply(q, n, out=self._k)     # k = q n + digit; q's space then takes the digits
-        try:
-            low = self.buffer.exchange(r, d, n, out=q, check=False)
-        except BaseException:              # the buffer refused (underflow): put k back
-            np.add(np.multiply(np.floor_divide(self._k, n, out=q), d, out=self._k), r,
-                   out=self._k)
-            raise
-        np.add(self._k, low, out=self._k)
-        self._bound = bound
+        The result is within max(1, n/d) grid steps of k * n / d (``InfoBuffer``;
+        ``BigIntBuffer`` within n steps).  Checks n, d and the range before
+        changing anything: a failed call leaves the array as it was."""
+        self._check_fraction(n, d, "mul")
+        self._rescale(n, d, "multiplying by n/d")
 
     def div(self, n, d):
         """Divide by n/d exactly (the inverse of ``mul``); raises before overflowing.
 
         The new low digit is popped from the buffer, so dividing needs bits that
-        earlier multiplies stored; with none there it raises BufferUnderflowError.
-        """
+        earlier multiplies stored; with none there it raises BufferUnderflowError
+        (an ``InfoBuffer`` notices only after its 8 bits of slack per stream:
+        see ``revlearn.buffer``)."""
+        self._check_fraction(n, d, "div")
+        self._rescale(d, n, "dividing by n/d")
+
+    def _rescale(self, m, divisor, what):
+        """k <- floor(k / divisor) * m + (the remainder, pushed in base divisor, re-read in
+        base m): a multiply by m/divisor whose lost digits live in the buffer."""
         w = self._scratch()
-        q, r = _floor_divmod(self._k, n, w["q"], w["r"])
-        bound = self._bound_after(q, d, n, "dividing by n/d")
-        np.multiply(q, d, out=self._k)     # mul's exchange with the bases swapped, as above
+        q, r = _floor_divmod(self._k, divisor, w["q"], w["r"])
+        bound, verify = self._bound_after(q, m, divisor, self._what(what))
+        # push r (base divisor), pop base m; 0 <= r < divisor by construction: no check
+        np.multiply(q, m, out=self._k)     # k = q m + digit; q's space then takes the digits
         try:
-            low = self.buffer.exchange(r, n, d, out=q, check=False)
-        except BaseException:
-            np.add(np.multiply(np.floor_divide(self._k, d, out=q), n, out=self._k), r,
+            low = self.buffer.exchange(r, divisor, m, out=q, check=False)
+        except BaseException:              # the buffer refused (underflow): put k back
+            np.add(np.multiply(np.floor_divide(self._k, m, out=q), divisor, out=self._k), r,
                    out=self._k)
             raise
         np.add(self._k, low, out=self._k)
+        if verify and self._k.min() <= -_LIMIT:   # only at the very edge of the range
+            worst = float(self._k.min()) / self._scale
+            r = self.buffer.exchange(low, m, divisor)           # undo, digit by digit
+            np.add(np.multiply(np.floor_divide(self._k, m), divisor), r, out=self._k)
+            raise _overflow(self._what(what), self.frac_bits, -worst)
         self._bound = bound
+
+    def _check_fraction(self, n, d, op):
+        """n and d must be integers in 1..2**20 (scalars, or one per element)."""
+        if isinstance(n, (int, np.integer)) and isinstance(d, (int, np.integer)) \
+                and 1 <= n <= MAX_BASE and 1 <= d <= MAX_BASE \
+                and not isinstance(n, bool) and not isinstance(d, bool):
+            return                           # the common case, without numpy overhead
+        for name, v in (("n", n), ("d", d)):
+            a = np.asarray(v)
+            if a.dtype == bool or not np.issubdtype(a.dtype, np.integer):
+                raise TypeError(f"{op}(n, d): {name} must be an integer (a fraction n/d of "
+                                f"whole numbers, e.g. to_rational(0.9) = (58982, 65536)), got "
+                                f"{v!r:.60}")
+            if a.ndim not in (0, 1) or (a.ndim == 1 and a.shape != self._k.shape):
+                raise ValueError(f"{op}(n, d): {name} must be a scalar or have shape "
+                                 f"{self._k.shape}, got shape {a.shape}")
+            if a.size and (a.min() < 1 or a.max() > MAX_BASE):
+                bad = int(a.min()) if a.min() < 1 else int(a.max())
+                why = ("multiplying by 0 would erase the values, so nothing could undo it"
+                       if name == "n" and bad == 0 else
+                       "a fraction n/d needs d >= 1" if name == "d" and bad < 1 else
+                       "n/d must be positive")
+                if bad > MAX_BASE:
+                    why = f"the information buffer takes digits of bases up to 2**20 = {MAX_BASE}"
+                raise ValueError(f"{op}(n, d): {name} must lie in 1..{MAX_BASE}, got {bad}: "
+                                 f"{why}")
 
     def _bound_after(self, q, m, divisor, what):
         """Before k becomes q * m + (a digit below m), q = floor(k / divisor): a bound on
-        the new max|k|.  From the running bound when that proves the result in range
+        the new max|k|, and whether the result must be checked once the digit is known.
+        From the running bound when that proves the result in range
         (|q m + digit| <= |k| m / divisor + 2 m), else from q itself, raising if the
-        result would not fit."""
+        result cannot fit."""
         if _scalar(m) and _scalar(divisor):     # the common case, without numpy overhead
             m_max, ratio = float(m), float(m) / float(divisor)
         else:
@@ -182,21 +260,24 @@ class ExactArray:
         if self._bound is not None:
             bound = (self._bound * ratio + 2 * m_max + 1) * _ROUND_UP
             if bound < _LIMIT:
-                return bound
+                return bound, False
         if not q.size:
-            return 0.0
+            return 0.0, False
         m = np.asarray(m, dtype=np.int64)
-        room = _LIMIT // m - 1
+        # q m + digit < LIMIT needs q <= LIMIT // m - 1; q m + digit > -LIMIT holds for
+        # q m > -LIMIT, and may hold at q m > -LIMIT - m (then the digit decides)
+        top, bottom = _LIMIT // m - 1, -((_LIMIT + m - 1) // m)
         if m.ndim == 0:
-            biggest = max(int(q.max()), -int(q.min()))
-            ok = biggest <= room
+            hi, lo = int(q.max()), int(q.min())
+            ok, edge = hi <= top and lo >= bottom, lo * int(m) <= -_LIMIT
         else:
-            biggest = int(np.max(np.abs(q)))
-            ok = not (np.abs(q) > room).any()
+            ok = bool((q <= top).all() and (q >= bottom).all())
+            edge = bool((q * m <= -_LIMIT).any()) if ok else False
         if not ok:
             worst = float(np.max(np.abs(q.astype(np.float64)) * m)) / self._scale
             raise _overflow(what, self.frac_bits, worst)
-        return (biggest + 1.0) * m_max * _ROUND_UP
+        biggest = max(int(q.max()), -int(q.min()))
+        return (biggest + 1.0) * m_max * _ROUND_UP, edge
 
     def _scratch(self):
         return _scratch(len(self._k))
@@ -206,15 +287,24 @@ class ExactArray:
         w = self._scratch()
         known = None
         scale = float(scale) if _scalar(scale) else np.asarray(scale, dtype=np.float64)
+        what = self._what(what)
         if isinstance(a, ExactArray):   # a.k * 2**-R_a as floats, without a temporary
+            if len(a) != len(self._k):
+                raise ValueError(f"{what}: the ExactArray has {len(a)} values, this one "
+                                 f"{len(self._k)}")
             factor = scale * 2.0 ** (self.frac_bits - a.frac_bits)
             if a._bound is not None:    # integers times a factor: finite, and this big at most
                 known = a._bound * (abs(factor) if _scalar(factor)
                                     else float(np.max(np.abs(factor)))) * _ROUND_UP
-            a, scale = a.k, factor * 2.0 ** -self.frac_bits
+            a, scale = a._k, factor * 2.0 ** -self.frac_bits
+        elif np.ndim(a) != 0 and np.shape(a) != self._k.shape:
+            raise ValueError(f"{what}: got an array of shape {np.shape(a)} for an ExactArray of "
+                             f"shape {self._k.shape}")
         scaled = np.multiply(a, scale * self._scale, out=w["r"].view(np.float64))
         size = known if known is not None and known < _LIMIT else \
-            self._check_scaled(scaled, what)
+            self._check_scaled(scaled, what, a, scale)
+        if self.track_rounding:
+            self._sample_rounding(scaled)
         if size < _MAGIC_RANGE:
             # Round to nearest even by adding 1.5 * 2**52: the sum's low mantissa bits are
             # then the integer (np.rint + a float-to-int cast is slower: no SIMD for it).
@@ -224,15 +314,26 @@ class ExactArray:
         np.copyto(w["q"], scaled, casting="unsafe")  # integral and below 2**62: exact
         return w["q"], size
 
-    def _check_scaled(self, scaled, what):
+    def _sample_rounding(self, scaled):
+        """Add the rounding error and size of (at most 256 of) the increments, in grid units,
+        to ``rounding``: how much of each step the grid throws away."""
+        sample = scaled[::max(1, len(scaled) // 256)]
+        self.rounding[0] += float(np.sum(np.abs(np.rint(sample) - sample)))
+        self.rounding[1] += float(np.sum(np.abs(sample)))
+
+    def _check_scaled(self, scaled, what, original=None, scale=1.0):
         """The largest |value| in ``scaled``, after checking it is finite and in range."""
         if not scaled.size:
             return 0.0
         hi, lo = scaled.max(), scaled.min()   # NaN propagates into both
         if not (hi < _LIMIT and lo > -_LIMIT):
-            if not np.isfinite(scaled).all():
-                raise FloatingPointError(f"{what} is not finite (NaN or inf); cannot store it exactly")
-            raise _overflow(what, self.frac_bits, max(hi, -lo) / self._scale)
+            source = scaled if original is None else np.asarray(original, dtype=np.float64)
+            if not np.isfinite(source).all() or not np.isfinite(scale).all():
+                raise FloatingPointError(f"{what} is not finite (NaN or inf); cannot store it "
+                                         "exactly")
+            with np.errstate(over="ignore"):
+                biggest = float(np.max(np.abs(source) * np.abs(scale)))
+            raise _overflow(what, self.frac_bits, biggest)
         return max(hi, -lo)
 
     def _after_increment(self, inc, size, undo, what):
@@ -247,11 +348,11 @@ class ExactArray:
         hi, lo = (int(k.max()), int(k.min())) if k.size else (0, 0)
         if hi >= _LIMIT or lo <= -_LIMIT:
             undo(k, inc, out=k)
-            raise _overflow(what, self.frac_bits, max(hi, -lo) / self._scale)
+            raise _overflow(self._what(what), self.frac_bits, max(hi, -lo) / self._scale)
         self._bound = float(max(hi, -lo))
 
     def __len__(self):
-        return len(self.k)
+        return len(self._k)
 
     def __repr__(self):
         return f"ExactArray({self.val!r}, frac_bits={self.frac_bits})"

@@ -19,7 +19,8 @@ from .buffer import InfoBuffer
 from .fixedpoint import DEFAULT_FRAC_BITS, ExactArray
 from .hypergrad import hypergrad, hypergrad_unrolled
 from .memory import peak_memory
-from .momentum import exact_step, train
+from .momentum import exact_step
+from .training import train
 from .rational import DEFAULT_DENOMINATOR_BITS, check_betas, to_rational
 
 FLOAT_BITS = {"float16": 16, "float32": 32, "float64": 64}

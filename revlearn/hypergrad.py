@@ -1,221 +1,250 @@
-"""Exact hypergradients by running momentum SGD backwards.
+"""Exact hypergradients by running training backwards.
 
 ``hypergrad`` trains forward in fixed point (storing only the information that
-multiplying by beta destroys), evaluates the meta-loss, then walks training
-backwards, recovering every x_t, v_t and g_t bit for bit while accumulating the
-gradient of the meta-loss with respect to every hyperparameter.
-``hypergrad_unrolled`` gets the same numbers by letting autograd differentiate
-the whole unrolled loop (which stores everything): the check and the memory
-baseline.
+multiplying by a decay destroys), evaluates the meta-loss, then walks training
+backwards, recovering every state and gradient bit for bit while the one
+reverse loop (``reverse_accumulate``) accumulates the gradient of the
+meta-loss with respect to every hyperparameter.  The same loop runs on states
+recovered by other means: recomputed from checkpoints
+(``revlearn.checkpoint``) or naively reversed in floats
+(``revlearn.naive_hypergrad``).  ``hypergrad_unrolled`` gets the same numbers
+by letting autograd differentiate the whole unrolled loop (which stores
+everything): the check and the memory baseline.
 """
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 from autograd import value_and_grad
 from autograd.tracer import getval
 
-from .autodiff import (check_finite, flat_meta, meta_value_and_grad, train_gradient,
-                       train_hvp, _explained)
+from .autodiff import (LOCK, check_finite, check_result_finite, meta_value_and_grad,
+                       scalar_loss, train_gradient, train_hvp, _explained)
 from .buffer import InfoBuffer
 from .errors import ReversalError
-from .fixedpoint import DEFAULT_FRAC_BITS, ExactArray
-from .momentum import _as_vector, exact_step, exact_unstep_v, exact_unstep_x
+from .fixedpoint import DEFAULT_FRAC_BITS
+from .progress import Progress
 from .rational import DEFAULT_DENOMINATOR_BITS
-from .schedules import Schedule
+from .training import ExactRun, fingerprint, prepare, train_exact
+
+__all__ = ["HypergradResult", "hypergrad", "hypergrad_unrolled", "reverse_accumulate",
+           "train_exact", "ExactRun"]
 
 
 @dataclass
 class HypergradResult:
-    """What ``hypergrad`` returns.  Gradients have the shapes of their inputs."""
+    """What ``hypergrad`` returns.  Gradients have the shapes of their inputs.
+
+    ``d_optimizer`` holds the schedule gradients as an optimizer of the same
+    type (``.alphas``, ``.betas`` for ``Momentum``; ``.alphas``, ``.beta1s``,
+    ``.beta2s``, ``.eps`` for ``Adam``); ``d_alphas``, ``d_betas``, ``d_v0`` and
+    ``v_final`` are the momentum names for them.
+    """
     x_final: np.ndarray
-    v_final: np.ndarray
     meta_loss: float
     d_x0: np.ndarray
-    d_v0: np.ndarray
-    d_alphas: np.ndarray
-    d_betas: np.ndarray
     d_meta: object
+    d_optimizer: object
     buffer_bits: float      # bits in the information buffer after the forward pass
-    exact: bool             # x_0 and v_0 recovered bit for bit, buffer back to empty
+    exact: bool             # the initial state recovered bit for bit, buffer back to empty
     T: int
+    final_state: dict = field(default_factory=dict)   # the optimizer's states after training
+    d_init: dict = field(default_factory=dict)        # gradients w.r.t. its initial states
+    rounding_share: float = 0.0   # share of the training steps lost to the fixed-point grid
 
     @property
     def bits_per_param_per_step(self):
+        if len(self.x_final) == 0:
+            return 0.0
         return self.buffer_bits / (len(self.x_final) * self.T)
 
-
-def _fingerprint(g):
-    # A wrapping sum of the raw float bits: changes if any entry changes.
-    return np.sum(g.view(np.uint64), dtype=np.uint64)
-
-
-def _prepare(x0, v0, alphas, betas, groups, denominator_bits, meta):
-    x0 = _as_vector(x0, "x0")
-    v0 = np.zeros_like(x0) if v0 is None else _as_vector(v0, "v0", len(x0))
-    sched = Schedule(alphas, betas, len(x0), groups, denominator_bits)
-    m, unflatten = flat_meta(meta)
-    return x0, v0, sched, m, unflatten
-
-
-@dataclass
-class ExactRun:
-    """The state after exact training: what the reverse pass starts from."""
-    X: ExactArray           # x_T (fixed point)
-    V: ExactArray           # v_T, with the information buffer in V.buffer
-    x0_k: np.ndarray        # the integers of x_0 and v_0, to check the reversal
-    v0_k: np.ndarray
-    fingerprints: np.ndarray
-    schedule: Schedule
-    meta_flat: np.ndarray
+    def _momentum(self, what):
+        if not hasattr(self.d_optimizer, "betas"):
+            raise AttributeError(f"{what} belongs to momentum SGD; this result is for "
+                                 f"{type(self.d_optimizer).__name__}: use r.d_optimizer "
+                                 f"({', '.join(vars(self.d_optimizer))})")
 
     @property
-    def x_final(self):
-        return self.X.val
+    def d_alphas(self):
+        return self.d_optimizer.alphas
 
     @property
-    def buffer_bits(self):
-        return self.V.buffer.nbits
+    def d_betas(self):
+        self._momentum("d_betas")
+        return self.d_optimizer.betas
+
+    @property
+    def d_v0(self):
+        self._momentum("d_v0")
+        return self.d_init["v"]
+
+    @property
+    def v_final(self):
+        self._momentum("v_final")
+        return self.final_state["v"]
 
 
-def train_exact(train_loss, x0, alphas, betas, meta=None, *, v0=None, groups=None,
-                frac_bits=DEFAULT_FRAC_BITS, denominator_bits=DEFAULT_DENOMINATOR_BITS,
-                buffer=InfoBuffer, callback=None, progress=False):
-    """Momentum SGD in exact fixed point, keeping only what reversal needs.
+def reverse_accumulate(plan, steps, dx, dm, check=True):
+    """The reverse-mode recursion over a training run, walked from t = T-1 down to 0.
 
-    Same arguments as ``hypergrad``.  Returns an ``ExactRun`` (``x_final``,
-    ``buffer_bits``, and the state the reverse pass starts from).
+    ``steps`` yields ``(t, post, pre, g, vjp)``: the other states' float values
+    at t + 1 and at t, the gradient g_t and its Hessian-vector product ``vjp``
+    (cotangent c -> (H_xx c, H_mx c)).  ``dx``, ``dm``: d meta / d x_T and the
+    direct d meta / d meta.  The optimizer's ``adjoint_step`` does its algebra
+    and names the cotangent of g_t; this loop asks for the one Hessian-vector
+    product.  Returns ``(adjoint state, dm)``: adjoint["x"] is d meta / d x_0.
+    ``check=False`` lets NaN and inf through (for the naive reversal's damage).
     """
-    x0, v0, sched, m, unflatten = _prepare(x0, v0, alphas, betas, groups, denominator_bits, meta)
-    gradx = train_gradient(train_loss, unflatten)
-    X = ExactArray(x0, frac_bits)
-    V = ExactArray(v0, frac_bits, buffer=buffer(len(x0)))
-    run = ExactRun(X, V, X.k.copy(), V.k.copy(), np.empty(sched.T, dtype=np.uint64), sched, m)
-    for t in _steps(range(sched.T), progress, "forward"):
-        g = gradx(X.val, m, t)
-        run.fingerprints[t] = _fingerprint(g)
+    adj = plan.adjoint_init(dx)
+    for t, post, pre, g, vjp in steps:
+        hx, hm = vjp(plan.adjoint_step(t, adj, post, pre, g))
+        hx = np.asarray(hx)
+        if check and not np.isfinite(hx).all():
+            check_result_finite("d_x0", hx, f"its Hessian-vector product became non-finite "
+                                            f"at iteration {t}")
+        adj["x"] += hx
+        dm = dm + hm
+    return adj, dm
+
+
+def _views(S, out):
+    """The float values of ExactArrays S into the scratch arrays ``out`` (exactly the
+    values ``E.val`` would give)."""
+    for E, o in zip(S, out):
+        np.multiply(E.k, 2.0 ** -E.frac_bits, out=o)
+    return out
+
+
+def exact_reversal(run, hvp, progress=False):
+    """Walk an ``ExactRun`` backwards in place: the ``steps`` of ``reverse_accumulate``.
+
+    Recovers x_t by undoing its update with the states at t + 1, recomputes
+    g_t at x_t (and checks its fingerprint against the forward pass), then
+    recovers the other states.  Raises ``ReversalError`` for a gradient that
+    changed between the passes."""
+    S, plan, m = run.state, run.plan, run.meta_flat
+    size = len(S[0])
+    post = [np.empty(size) for _ in S[1:]]
+    pre = [np.empty(size) for _ in S[1:]]
+    ts = range(plan.T - 1, -1, -1)
+    for t in (Progress(ts, "reverse", leave=False) if progress else ts):
+        _views(S[1:], post)
         try:
-            exact_step(X, V, g, sched.alpha(t), sched.numerator(t), sched.d)
+            plan.exact_unstep_x(S, post, t)
+            g, vjp = hvp(S[0].val, m, t)
+            if fingerprint(g) != run.fingerprints[t]:
+                raise ReversalError(
+                    f"train_loss gave a different gradient at iteration {t} in the reverse pass "
+                    "than in the forward pass, so training cannot be reversed exactly. The loss "
+                    "must be a pure function of (x, meta, t): make minibatches and any noise "
+                    "(dropout, data augmentation) depend only on t through a seeded generator, "
+                    "e.g. np.random.default_rng([seed, t]), never on a global random state.")
+            plan.exact_unstep_rest(S, g, t)
         except OverflowError as e:
-            raise OverflowError(f"at training iteration {t}: {e}") from None
-        except FloatingPointError:      # rounding g to the grid found NaN/inf: say where
-            check_finite(g, t)
-            raise
-        if callback is not None:
-            callback(t, X, V)
-    return run
+            raise OverflowError(f"in the reverse pass at iteration {t}: {e}") from None
+        yield t, post, _views(S[1:], pre), g, vjp
 
 
-def hypergrad(train_loss, meta_loss, x0, alphas, betas, meta=None, *, v0=None, groups=None,
-              frac_bits=DEFAULT_FRAC_BITS, denominator_bits=DEFAULT_DENOMINATOR_BITS,
-              buffer=InfoBuffer, callback=None, progress=False):
+def hypergrad(train_loss, meta_loss, x0, alphas=None, betas=None, meta=None, *, optimizer=None,
+              v0=None, groups=None, frac_bits=DEFAULT_FRAC_BITS,
+              denominator_bits=DEFAULT_DENOMINATOR_BITS, buffer=InfoBuffer, callback=None,
+              progress=False):
     """Exact gradient of ``meta_loss(x_T, meta)`` with respect to every hyperparameter.
 
-    Runs T = len(alphas) steps of momentum SGD on ``train_loss(x, meta, t)``
-    from ``x0`` (velocity ``v0``, default 0) in exact fixed point, then runs
-    them backwards.  ``alphas``/``betas`` are length-T, or T x G with
-    ``groups`` (one group id per parameter); betas are used as the fractions
-    n/d with d = 2**denominator_bits.  ``buffer`` is the buffer class
-    (``InfoBuffer`` or ``BigIntBuffer``); ``callback(t, X, V)`` sees the
-    ExactArrays after each forward step.  Returns a ``HypergradResult``; raises
-    (never returns a wrong gradient) if the reversal is not bit-exact.
+    Runs T steps of training on ``train_loss(x, meta, t)`` from ``x0`` in exact
+    fixed point, then runs them backwards.  The schedules are ``alphas,
+    betas`` (momentum SGD, velocity ``v0``, default 0) or ``optimizer=``
+    (``revlearn.Momentum(alphas, betas)``, ``revlearn.Adam(...)``): length-T,
+    or T x G with ``groups`` (one group id per parameter).  Decays are used as
+    the fractions n/d with d = 2**denominator_bits.  ``buffer`` is the buffer
+    class (``InfoBuffer`` or ``BigIntBuffer``); ``callback(t, X, V)`` (for
+    momentum; ``callback(t, *states)`` in general) sees the ExactArrays after
+    each forward step and must not change them.  Returns a
+    ``HypergradResult``; raises (never returns a wrong gradient) if the
+    reversal is not bit-exact or a result is not finite.
     """
-    run = train_exact(train_loss, x0, alphas, betas, meta, v0=v0, groups=groups,
-                      frac_bits=frac_bits, denominator_bits=denominator_bits, buffer=buffer,
-                      callback=callback, progress=progress)
-    _, unflatten = flat_meta(meta)
+    run = train_exact(train_loss, x0, alphas, betas, meta, optimizer=optimizer, v0=v0,
+                      groups=groups, frac_bits=frac_bits, denominator_bits=denominator_bits,
+                      buffer=buffer, callback=callback, progress=progress)
+    opt, _, _, _, _, unflatten = prepare(x0, alphas, betas, optimizer, groups,
+                                         denominator_bits, meta, v0)
     hvp = train_hvp(train_gradient(train_loss, unflatten))
     f = meta_value_and_grad(meta_loss, unflatten)
-    X, V, sched, m, prints, d, T = run.X, run.V, run.schedule, run.meta_flat, run.fingerprints, \
-        run.schedule.d, run.schedule.T
-    buffer_bits = V.buffer.nbits
-    x_final, v_final = X.val, V.val
+    S, plan, T = run.state, run.plan, run.plan.T
+    buffer_bits = run.buffer_bits
+    final = {name: E.val for name, E in zip(plan.names, S)}
 
-    value, dx, dm = f(x_final, m)
-    check_finite(dx, T, "gradient of meta_loss")
-    dv = np.zeros_like(dx)
-    d_alphas = np.zeros_like(sched.alphas)
-    d_betas = np.zeros_like(sched.alphas)
-    to_float = 2.0 ** -X.frac_bits
-    v = np.empty_like(dx)            # scratch space, reused every step: v_t as floats, ...
-    w = np.empty_like(dx)            # ... and products
-    for t in _steps(range(T - 1, -1, -1), progress, "reverse"):
-        a, b, n = sched.alpha(t), sched.beta(t), sched.numerator(t)
-        np.multiply(V.k, to_float, out=v)                   # v_{t+1} as floats (exactly)
-        d_alphas[t] = sched.reduce_dot(dx, v)
-        exact_unstep_x(X, v, a)          # the same increment as X.add(V, a) made
-        g, vjp = hvp(X.val, m, t)
-        if _fingerprint(g) != prints[t]:
-            raise ReversalError(
-                f"train_loss gave a different gradient at iteration {t} in the reverse pass than "
-                "in the forward pass, so training cannot be reversed exactly. The loss must be a "
-                "pure function of (x, meta, t): make minibatches and any noise (dropout, data "
-                "augmentation) depend only on t through a seeded generator, e.g. "
-                "np.random.default_rng([seed, t]), never on a global random state.")
-        exact_unstep_v(V, g, n, d)
-        dv += np.multiply(dx, a, out=w)
-        np.multiply(V.k, to_float, out=v)
-        d_betas[t] = sched.reduce_dot(dv, np.add(v, g, out=v))       # dv . (v_t + g_t)
-        # v_{t+1} = b v_t - (1 - b) g(x_t): the adjoint goes through (1 - b) * dv, which
-        # matters when b differs per parameter (per-group momentum).
-        hx, hm = vjp(np.multiply(dv, 1 - b, out=w))
-        dx -= hx                     # (before w is reused: hx may be a view of it)
-        dm = dm - hm
-        dv *= b
-    check_finite(dx, 0, "hypergradient")
+    value, dx, dm = f(final["x"], run.meta_flat)
+    if not np.isfinite(value):
+        raise FloatingPointError(f"meta_loss is {value} at the final weights: training "
+                                 "diverged or the meta-loss is undefined there")
+    check_finite(dx, T, "gradient of meta_loss with respect to x")
+    check_result_finite("d_meta", dm, "already in the direct gradient of meta_loss with "
+                                      "respect to meta at the final weights")
+    adj, dm = reverse_accumulate(plan, exact_reversal(run, hvp, progress), dx, dm)
 
-    exact = bool((X.k == run.x0_k).all() and (V.k == run.v0_k).all() and V.buffer.is_empty())
+    exact = all((E.k == k0).all() for E, k0 in zip(S, run.init_k)) and \
+        all(E.buffer.is_empty() for E in S)
     if not exact:
         raise ReversalError(
-            "the reverse pass did not recover x_0 and v_0 bit for bit; the hypergradient would "
-            "be wrong, so none is returned. This should not happen with a deterministic loss; "
-            "please report it with the code that triggers it.")
-    return HypergradResult(x_final=x_final, v_final=v_final, meta_loss=value, d_x0=dx, d_v0=dv,
-                           d_alphas=d_alphas, d_betas=d_betas, d_meta=_unflat(dm, unflatten, meta),
-                           buffer_bits=buffer_bits, exact=exact, T=T)
+            "the reverse pass did not recover the initial state bit for bit; the hypergradient "
+            "would be wrong, so none is returned. This should not happen with a deterministic "
+            "loss; please report it with the code that triggers it.")
+    d_opt, d_init = plan.gradients(adj)
+    return _result(plan, adj["x"], d_opt, d_init, dm, value, final, buffer_bits, True,
+                   unflatten, meta, run.rounding_share)
 
 
-def _unflat(dm, unflatten, meta):
-    return dm if meta is None else unflatten(dm)
+def _result(plan, d_x0, d_opt, d_init, dm, value, final, buffer_bits, exact, unflatten, meta,
+            share=0.0):
+    """Package the gradients, after checking that every one of them is finite."""
+    checks = [("d_x0", d_x0)] + [(f"d_{k}0", v) for k, v in d_init.items()] + \
+        [(f"d_optimizer.{k}", v) for k, v in vars(d_opt).items()] + [("d_meta", dm)]
+    for name, v in checks:
+        a = np.asarray(v, dtype=np.float64)
+        if np.isfinite(a).all():
+            continue
+        where = "in the reverse pass"
+        if a.ndim >= 1 and a.shape[0] == plan.T:   # a schedule: say where it went wrong
+            bad = np.flatnonzero(~np.isfinite(a.reshape(plan.T, -1)).all(axis=1))
+            where = (f"from iteration {int(bad.max())} on (the reverse pass runs from "
+                     f"t = {plan.T - 1} down to 0)")
+        check_result_finite(name, a, where)
+    return HypergradResult(x_final=final["x"], meta_loss=value, d_x0=d_x0,
+                           d_meta=dm if meta is None else unflatten(dm), d_optimizer=d_opt,
+                           buffer_bits=buffer_bits, exact=exact, T=plan.T,
+                           final_state={k: v for k, v in final.items() if k != "x"},
+                           d_init=d_init, rounding_share=share)
 
 
-def _steps(it, progress, desc):
-    if not progress:
-        return it
-    from tqdm.auto import tqdm
-    return tqdm(it, desc=desc, leave=False)
-
-
-def hypergrad_unrolled(train_loss, meta_loss, x0, alphas, betas, meta=None, *, v0=None,
-                       groups=None, denominator_bits=DEFAULT_DENOMINATOR_BITS):
+def hypergrad_unrolled(train_loss, meta_loss, x0, alphas=None, betas=None, meta=None, *,
+                       optimizer=None, v0=None, groups=None,
+                       denominator_bits=DEFAULT_DENOMINATOR_BITS):
     """The same hypergradient by autograd through the whole unrolled training loop.
 
-    Float arithmetic, the same fractions n/d for beta as ``hypergrad``; autograd
-    keeps every intermediate of all T steps, so memory grows linearly in T.
-    Used as an independent check and as the memory baseline.
+    Float arithmetic, the same fractions n/d for the decays as ``hypergrad``;
+    autograd keeps every intermediate of all T steps, so memory grows linearly
+    in T.  Used as an independent check and as the memory baseline.
     """
-    x0, v0, sched, m, unflatten = _prepare(x0, v0, alphas, betas, groups, denominator_bits, meta)
+    opt, plan, x0, init, m, unflatten = prepare(x0, alphas, betas, optimizer, groups,
+                                                denominator_bits, meta, v0)
     gradx_raw = train_gradient(train_loss, unflatten)
-    groups_ = sched.groups
+    inits = plan.init_arrays(x0, init)     # the initial states we differentiate
     final = {}
 
     def run(params):
-        x, v, alphas_, betas_, m_ = params
-        for t in range(sched.T):
-            a = alphas_[t] if groups_ is None else alphas_[t][groups_]
-            b = betas_[t] if groups_ is None else betas_[t][groups_]
-            g = gradx_raw(x, m_, t)
-            v = b * v - (1 - b) * g
-            x = x + a * v
-        final["x"], final["v"] = getval(x), getval(v)
-        return meta_loss(x, unflatten(m_))
+        x, inits_, hyper, m_ = params
+        state = plan.float_init(x, inits_)
+        for t in range(plan.T):
+            state = plan.float_step(state, gradx_raw(state[0], m_, t), t, hyper)
+        final.update({k: getval(v) for k, v in zip(plan.names, state)})
+        return meta_loss(state[0], unflatten(m_))
 
     try:
-        value, (d_x0, d_v0, d_alphas, d_betas, dm) = value_and_grad(run)(
-            (x0, v0, sched.alphas, sched.betas, m))
+        with LOCK:
+            value, (d_x0, d_init, d_hyper, dm) = value_and_grad(run)(
+                (x0, inits, plan.hyper_arrays(), m))
     except (ValueError, AttributeError, NotImplementedError) as e:
         raise _explained(e, "the unrolled training loop", "reverse over the whole loop") from e
-    check_finite(d_x0, 0, "unrolled hypergradient")
-    return HypergradResult(x_final=final["x"], v_final=final["v"], meta_loss=float(value),
-                           d_x0=d_x0, d_v0=d_v0, d_alphas=d_alphas, d_betas=d_betas,
-                           d_meta=_unflat(dm, unflatten, meta), buffer_bits=0.0, exact=False,
-                           T=sched.T)
+    value = scalar_loss(value, "meta_loss")
+    return _result(plan, d_x0, plan.wrap(d_hyper), d_init, np.asarray(dm, dtype=np.float64),
+                   value, final, 0.0, False, unflatten, meta)

@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 import numpy as np
 from autograd.misc import flatten
 
+from .progress import Progress
+
 METHODS = ("adam", "sgd")
 
 
@@ -91,7 +93,7 @@ def meta_optimize(objective, params, *, n_iters, step_size, method="adam", b1=0.
     meta-loss, its gradient (same structure as ``params``, any nesting of
     arrays, tuples, lists and dicts) and a dict of numbers to record.
     ``method`` is "adam" (Kingma & Ba, with bias correction, as in the paper)
-    or "sgd" (params -= step_size * gradient).  A ``tqdm`` bar shows the
+    or "sgd" (params -= step_size * gradient).  A progress bar shows the
     meta-loss; ``callback(i, params, value, info)`` runs after each
     evaluation.  Returns a ``MetaHistory``.
     """
@@ -104,8 +106,7 @@ def meta_optimize(objective, params, *, n_iters, step_size, method="adam", b1=0.
     steps = range(int(n_iters))
     bar = None
     if progress:
-        from tqdm.auto import tqdm
-        steps = bar = tqdm(steps, desc=f"meta ({method})")
+        steps = bar = Progress(steps, desc=f"meta ({method})")
     for i in steps:
         current = unflatten(x.copy())
         value, grad, info = objective(current, i)

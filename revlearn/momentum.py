@@ -1,4 +1,4 @@
-"""Momentum SGD, in plain floats and in exactly reversible fixed point.
+"""Momentum SGD, the paper's optimizer, in plain floats and in exactly reversible fixed point.
 
 The dynamics (x uses the NEW velocity, as in the paper's corrected Algorithm 1):
 
@@ -8,13 +8,13 @@ The dynamics (x uses the NEW velocity, as in the paper's corrected Algorithm 1):
 In PyTorch terms: SGD(momentum=beta, lr=alpha * (1 - beta)).
 ``exact_step``/``exact_unstep_x``/``exact_unstep_v`` are the building blocks of
 the reverse pass; each is a few lines because ExactArray does the hard part.
+``Momentum`` plugs them into the generic loops (see ``revlearn.optimizer``).
 """
 from dataclasses import dataclass
 
 import numpy as np
 
-from .autodiff import check_finite, flat_meta, train_gradient
-from .schedules import Schedule
+from .optimizer import Plan
 
 
 def exact_step(X, V, g, alpha, n, d):
@@ -39,42 +39,91 @@ def exact_unstep_v(V, g, n, d):
 
 
 @dataclass
-class TrainResult:
-    x_final: np.ndarray
-    v_final: np.ndarray
-    T: int
+class Momentum:
+    """Momentum SGD with step sizes ``alphas`` and momentum decays ``betas``.
 
-
-def _as_vector(x, name, size=None):
-    a = np.asarray(x, dtype=np.float64)
-    if a.ndim != 1:
-        raise ValueError(f"{name} must be a flat 1-D parameter vector, got shape {a.shape}; "
-                         "use autograd.misc.flatten (or revlearn.models) to flatten parameters")
-    if size is not None and a.shape != (size,):
-        raise ValueError(f"{name} must have shape ({size},) like x0, got {a.shape}")
-    return a.copy()
-
-
-def train(train_loss, x0, alphas, betas, meta=None, *, v0=None, groups=None,
-          denominator_bits=None, callback=None):
-    """Plain float momentum SGD: the baseline every exact result is compared with.
-
-    Same arguments as ``hypergrad``.  With ``denominator_bits=None`` the betas
-    are used as given; pass 16 to use the same fractions n/d as exact training.
-    ``callback(t, x, v)`` is called after each step.  Returns ``x_final``,
-    ``v_final``.
+    Each schedule has one value per iteration (length T), or one per iteration
+    and parameter group (T x G, with ``groups=`` given to ``hypergrad``).  The
+    betas are used as fractions n/d (d = 2**16 by default).  As the gradient
+    ``r.d_optimizer`` of a hypergradient, the fields hold d meta / d alphas
+    and d meta / d betas, shaped like the schedules.
     """
-    x = _as_vector(x0, "x0")
-    v = np.zeros_like(x) if v0 is None else _as_vector(v0, "v0", len(x))
-    sched = Schedule(alphas, betas, len(x), groups, denominator_bits)
-    m, unflatten = flat_meta(meta)
-    gradx = train_gradient(train_loss, unflatten)
-    for t in range(sched.T):
-        g = gradx(x, m, t)
-        check_finite(g, t)
-        b = sched.beta(t)
+    alphas: object
+    betas: object
+
+    def bind(self, n_params, groups=None, denominator_bits=16):
+        """The checked schedules for ``n_params`` parameters: a ``MomentumPlan``."""
+        return MomentumPlan(self, n_params, groups, denominator_bits)
+
+
+class MomentumPlan(Plan):
+    """Momentum's side of the protocol in ``revlearn.optimizer``: state (x, v)."""
+
+    names = ("x", "v")
+
+    def __init__(self, opt, n_params, groups, denominator_bits):
+        super().__init__({"alphas": opt.alphas, "betas": opt.betas}, n_params, groups,
+                         denominator_bits, step_sizes=("alphas",), decays=("betas",))
+
+    def check_init(self, init, n_params):
+        extra = [k for k, v in init.items() if k != "v" and v is not None]
+        if extra:
+            raise ValueError(f"Momentum's initial state is v0 only, got {', '.join(extra)}")
+
+    # ---- float arithmetic --------------------------------------------------------
+    def hyper_arrays(self):
+        return (self.schedules["alphas"], self.schedules["betas"])
+
+    def init_arrays(self, x0, init):
+        """The initial states to differentiate: {"v": v0 (zeros if not given)}."""
+        v0 = init.get("v")
+        return {"v": np.zeros_like(x0) if v0 is None else v0}
+
+    def float_init(self, x0, init):
+        v0 = init.get("v")
+        return (x0, np.zeros_like(x0) if v0 is None else v0)
+
+    def wrap(self, d_hyper):
+        """The gradients of ``hyper_arrays()`` as a ``Momentum``."""
+        return Momentum(alphas=d_hyper[0], betas=d_hyper[1])
+
+    def float_step(self, state, g, t, hyper=None):
+        x, v = state
+        if hyper is None:
+            a, b = self.at("alphas", t), self.at("betas", t)
+        else:
+            a, b = (self.groups.per_param(h, t) for h in hyper)
         v = b * v - (1 - b) * g
-        x = x + sched.alpha(t) * v
-        if callback is not None:
-            callback(t, x, v)
-    return TrainResult(x, v, sched.T)
+        return (x + a * v, v)
+
+    # ---- exact arithmetic --------------------------------------------------------
+    def exact_step(self, S, g, t):
+        exact_step(S[0], S[1], g, self.at("alphas", t), self.numerator("betas", t), self.d)
+
+    def exact_unstep_x(self, S, post, t):
+        exact_unstep_x(S[0], post[0], self.at("alphas", t))   # post[0] = v_{t+1} as floats
+
+    def exact_unstep_rest(self, S, g, t):
+        exact_unstep_v(S[1], g, self.numerator("betas", t), self.d)
+
+    # ---- adjoint -----------------------------------------------------------------
+    def adjoint_init(self, dx):
+        return {"x": dx, "v": np.zeros_like(dx), "alphas": self.zeros(),
+                "betas": self.zeros(), "_scratch": np.empty_like(dx)}
+
+    def adjoint_step(self, t, adj, post, pre, g):
+        """From v_{t+1} = b v_t - (1 - b) g_t and x_{t+1} = x_t + a v_{t+1}, by the chain rule:
+        d alpha_t = dx . v_{t+1};  dv += a dx;  d beta_t = dv . (v_t + g_t);
+        cotangent of g_t = -(1 - b) dv;  dv *= b.  (``pre`` is overwritten.)"""
+        a, b = self.at("alphas", t), self.at("betas", t)
+        dx, dv, w = adj["x"], adj["v"], adj["_scratch"]
+        adj["alphas"][t] = self.groups.reduce_dot(dx, post[0])
+        dv += np.multiply(dx, a, out=w)
+        adj["betas"][t] = self.groups.reduce_dot(dv, np.add(pre[0], g, out=pre[0]))
+        # b differs per parameter with per-group momentum: -(1 - b) dv elementwise
+        dg = np.multiply(dv, b - 1, out=w)
+        dv *= b
+        return dg
+
+    def gradients(self, adj):
+        return Momentum(alphas=adj["alphas"], betas=adj["betas"]), {"v": adj["v"]}

@@ -13,7 +13,7 @@ import mpmath
 import numpy as np
 
 from .autodiff import check_finite, flat_meta, train_gradient
-from .momentum import _as_vector
+from .training import as_vector as _as_vector
 from .schedules import Schedule
 
 FLOAT_TYPES = {"float16": np.float16, "float32": np.float32, "float64": np.float64}

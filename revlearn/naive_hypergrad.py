@@ -1,25 +1,24 @@
 """Hypergradients from a naive float reversal: the wrong answer, for contrast.
 
 ``naive_hypergrad`` runs exactly the reverse-pass recursion of
-``revlearn.hypergrad`` (same Hessian-vector products, same accumulation in
-float64), but recovers x_t and v_t the naive way: by running the momentum
-update backwards in a plain numpy float type.  Rounding errors grow by 1/beta
-per reverse step, so after enough steps the recovered trajectory -- and every
-hypergradient computed along it -- is wrong.  Nothing here raises on that: the
-point is to look at the damage.  ``x0_error`` says how far off the reversal
-ended up, so a wrong result is never silent.
+``revlearn.hypergrad`` (the same loop, ``reverse_accumulate``, with the same
+Hessian-vector products, accumulating in float64), but recovers x_t and v_t
+the naive way: by running the momentum update backwards in a plain numpy
+float type.  Rounding errors grow by 1/beta per reverse step, so after enough
+steps the recovered trajectory -- and every hypergradient computed along it --
+is wrong.  Nothing here raises on that: the point is to look at the damage.
+``x0_error`` says how far off the reversal ended up, so a wrong result is
+never silent.
 """
 from dataclasses import dataclass
 
 import numpy as np
 
-from .autodiff import flat_meta, meta_value_and_grad, train_gradient, train_hvp
-from .hypergrad import _unflat
-from .momentum import _as_vector
+from .autodiff import meta_value_and_grad, train_gradient, train_hvp
+from .hypergrad import reverse_accumulate
 from .naive import FLOAT_TYPES
 from .rational import DEFAULT_DENOMINATOR_BITS
-from .schedules import Schedule
-
+from .training import prepare
 
 
 @dataclass
@@ -64,16 +63,16 @@ def naive_hypergrad(train_loss, meta_loss, x0, alphas, betas, meta=None, *, dtyp
     ``NaiveHypergradResult``; its numbers are only as good as ``x0_error`` says.
     """
     ft = _float_type(dtype)
-    x0 = _as_vector(x0, "x0")
-    v0 = np.zeros_like(x0) if v0 is None else _as_vector(v0, "v0", len(x0))
-    sched = Schedule(alphas, betas, len(x0), groups, denominator_bits)
-    m, unflatten = flat_meta(meta)
+    _, plan, x0, init, m, unflatten = prepare(x0, alphas, betas, None, groups,
+                                              denominator_bits, meta, v0)
     gradx = train_gradient(train_loss, unflatten)
     hvp = train_hvp(gradx)
     f = meta_value_and_grad(meta_loss, unflatten)
-    T = sched.T
+    T = plan.T
     # The update's coefficients, rounded once to the working precision.
-    coeffs = [(ft(sched.alpha(t)), ft(sched.beta(t)), ft(1 - sched.beta(t))) for t in range(T)]
+    coeffs = [(ft(plan.at("alphas", t)), ft(plan.at("betas", t)), ft(1 - plan.at("betas", t)))
+              for t in range(T)]
+    v0 = plan.init_arrays(x0, init)["v"]
 
     x, v = x0.astype(ft), v0.astype(ft)
     x_forward = np.empty((T + 1, len(x0)))
@@ -86,28 +85,28 @@ def naive_hypergrad(train_loss, meta_loss, x0, alphas, betas, meta=None, *, dtyp
         x_forward[t + 1] = x
 
     value, dx, dm = f(x.astype(np.float64), m)
-    dv = np.zeros_like(dx)
-    d_alphas = np.zeros_like(sched.alphas)
-    d_betas = np.zeros_like(sched.alphas)
     x_recovered = np.empty_like(x_forward)
     x_recovered[T] = x
-    with np.errstate(all="ignore"):   # overflow to inf/NaN is part of what we show
+    state = {"x": x, "v": v}
+
+    def naive_steps():
+        # x_t = x_{t+1} - a v_{t+1}; g_t at that x; v_t = (v_{t+1} + (1 - b) g_t) / b
         for t in range(T - 1, -1, -1):
             a, b, omb = coeffs[t]
-            d_alphas[t] = sched.reduce(dx * v.astype(np.float64))
-            x = x - a * v                                  # naive: x_t = x_{t+1} - a v_{t+1}
-            xf = x.astype(np.float64)
+            post = [state["v"].astype(np.float64)]
+            state["x"] = state["x"] - a * state["v"]
+            xf = state["x"].astype(np.float64)
             g, vjp = hvp(xf, m, t)
-            v = (v + omb * g.astype(ft)) / b               # naive: divide by beta
+            state["v"] = (state["v"] + omb * g.astype(ft)) / b
             x_recovered[t] = xf
-            dv += sched.alpha(t) * dx
-            d_betas[t] = sched.reduce(dv * (v.astype(np.float64) + g))
-            hx, hm = vjp((1 - sched.beta(t)) * dv)   # as in hypergrad: per-group betas
-            dx -= hx
-            dm = dm - hm
-            dv *= sched.beta(t)
+            yield t, post, [state["v"].astype(np.float64)], g, vjp
+
+    with np.errstate(all="ignore"):   # overflow to inf/NaN is part of what we show
+        adj, dm = reverse_accumulate(plan, naive_steps(), dx, dm, check=False)
         err = np.max(np.abs(x_recovered[0] - x_forward[0]))
+    d_opt, d_init = plan.gradients(adj)
     return NaiveHypergradResult(
-        meta_loss=value, d_x0=dx, d_v0=dv, d_alphas=d_alphas, d_betas=d_betas,
-        d_meta=_unflat(dm, unflatten, meta), x_forward=x_forward, x_recovered=x_recovered,
+        meta_loss=value, d_x0=adj["x"], d_v0=d_init["v"], d_alphas=d_opt.alphas,
+        d_betas=d_opt.betas, d_meta=dm if meta is None else unflatten(dm),
+        x_forward=x_forward, x_recovered=x_recovered,
         x0_error=float(err) if np.isfinite(err) else float("inf"), dtype=ft, T=T)
