@@ -70,6 +70,45 @@ def _check_args(n_iters, step_size, method):
         raise ValueError(f"step_size must be a positive number, got {step_size!r}")
 
 
+def _describe(value):
+    if isinstance(value, dict):
+        return f"a dict with keys {sorted(value, key=repr)}"
+    if isinstance(value, (list, tuple)):
+        return f"a {type(value).__name__} of {len(value)}"
+    return f"an array of shape {np.shape(value)}"
+
+
+def _check_structure(grad, params, i, where="grad_params"):
+    """Raise unless ``grad`` has the containers, keys and shapes of ``params``.
+
+    Comparing only the total size would apply a gradient returned under the wrong
+    key, or with its arrays in another order or shape, to the wrong hyperparameters.
+    Lists and tuples may stand in for each other; scalars match 0-d arrays.
+    """
+    def fail(what):
+        raise ValueError(f"at meta-iteration {i} the objective returned a gradient that does not "
+                         f"have the structure of params: {what}. Return grad_params with the "
+                         "same keys, lengths and array shapes as params (e.g. from "
+                         "hypergrad_through, or autograd.grad of a function of params)")
+    if isinstance(params, dict):
+        if not isinstance(grad, dict):
+            fail(f"{where} is {_describe(grad)}, params there is {_describe(params)}")
+        missing = sorted(set(params) - set(grad), key=repr)
+        extra = sorted(set(grad) - set(params), key=repr)
+        if missing or extra:
+            fail(f"{where} is missing the keys {missing} and has the unexpected keys {extra}")
+        for k in params:
+            _check_structure(grad[k], params[k], i, f"{where}[{k!r}]")
+    elif isinstance(params, (list, tuple)):
+        if not isinstance(grad, (list, tuple)) or len(grad) != len(params):
+            fail(f"{where} is {_describe(grad)}, params there is {_describe(params)}")
+        for j, (g, p) in enumerate(zip(grad, params)):
+            _check_structure(g, p, i, f"{where}[{j}]")
+    else:
+        if isinstance(grad, (dict, list, tuple)) or np.shape(grad) != np.shape(params):
+            fail(f"{where} is {_describe(grad)}, params there is {_describe(params)}")
+
+
 def _flat_grad(grad, size, i):
     g = np.asarray(flatten(grad)[0], dtype=np.float64)
     if g.shape != (size,):
@@ -114,6 +153,7 @@ def meta_optimize(objective, params, *, n_iters, step_size, method="adam", b1=0.
         if not np.isfinite(value):
             raise FloatingPointError(f"the meta-loss is {value} at meta-iteration {i}: training "
                                      "diverged; lower step_size or the starting step sizes")
+        _check_structure(grad, current, i)
         g = _flat_grad(grad, len(x), i)
         history.meta_loss.append(value)
         history.params.append(copy.deepcopy(current))

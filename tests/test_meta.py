@@ -1,4 +1,6 @@
 """The meta-optimization loop on quadratics whose minimum and trajectory we know."""
+import re
+
 import numpy as np
 import pytest
 
@@ -111,3 +113,48 @@ def test_non_finite_meta_loss_and_wrong_gradient_structure():
     with pytest.raises(ValueError, match="structure of params"):
         meta_optimize(lambda p, i: (1.0, {"a": p["a"]}, {}), start(), n_iters=2,
                       step_size=0.1, progress=False)
+
+
+@pytest.mark.parametrize("bad_grad, match", [
+    # the same number of entries as params, but under the wrong key: once only sizes were
+    # compared, and the gradient for "b" was quietly applied to "c"
+    (lambda g: {"a": g["a"], "c": g["b"]}, r"missing the keys \['b'\].*unexpected keys \['c'\]"),
+    (lambda g: {"a": g["a"][:2], "b": np.append(g["b"], g["a"][2])},
+     r"grad_params\['a'\] is an array of shape \(2,\), params there is .*\(3,\)"),
+    (lambda g: {"a": g["a"].reshape(3, 1), "b": g["b"]}, r"shape \(3, 1\)"),
+    (lambda g: [g["a"], g["b"]], "is a list of 2, params there is a dict"),
+    (lambda g: {"a": list(g["a"]), "b": g["b"]}, r"grad_params\['a'\] is a list of 3"),
+])
+def test_gradient_under_the_wrong_key_or_shape_is_rejected_before_any_step(bad_grad, match):
+    applied = []
+
+    def objective(p, i):
+        value, grad, info = quadratic(p, i)
+        return value, bad_grad(grad), info
+
+    with pytest.raises(ValueError, match="structure of params") as err:
+        meta_optimize(objective, start(), n_iters=3, step_size=0.1, progress=False,
+                      callback=lambda *a: applied.append(a))
+    assert re.search(match, str(err.value)), str(err.value)
+    assert "meta-iteration 0" in str(err.value)
+    assert applied == []          # rejected before the first update
+
+
+def test_structure_check_accepts_equivalent_containers():
+    # a tuple for a list, a Python float for a 0-d array, dict keys in another order
+    params = {"w": [np.zeros(2), np.array(0.0)], "s": np.zeros((2, 2))}
+
+    def objective(p, i):
+        return 0.0, {"s": np.ones((2, 2)), "w": (np.ones(2), 1.0)}, {}
+
+    h = meta_optimize(objective, params, n_iters=1, step_size=0.5, method="sgd", progress=False)
+    assert np.array_equal(h.final_params["s"], -0.5 * np.ones((2, 2)))
+    assert np.array_equal(h.final_params["w"][0], -0.5 * np.ones(2))
+    assert float(h.final_params["w"][1]) == -0.5
+
+
+def test_structure_check_in_nested_lists():
+    params = [np.zeros(2), [np.zeros(3), np.zeros(1)]]
+    with pytest.raises(ValueError, match=r"grad_params\[1\]\[0\] is an array of shape \(1,\)"):
+        meta_optimize(lambda p, i: (0.0, [np.zeros(2), [np.zeros(1), np.zeros(3)]], {}), params,
+                      n_iters=1, step_size=0.1, progress=False)
