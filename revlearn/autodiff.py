@@ -28,8 +28,20 @@ def flat_meta(meta):
     """Flatten ``meta`` (None means no hyperparameters) -> (flat vector, unflatten)."""
     if meta is None:
         return np.zeros(0), lambda m: None
-    flat, unflatten = flatten(meta)
-    return np.asarray(flat, dtype=np.float64), unflatten
+    try:
+        flat, unflatten = flatten(meta)
+        flat = np.asarray(flat)
+    except TypeError as e:
+        if isinstance(meta, (int, np.integer, complex)):
+            flat = np.asarray(meta)    # the dtype message below says what to do
+        else:
+            raise TypeError(f"meta must be an array or an autograd container (tuple, list, "
+                            f"dict) of arrays, got {type(meta).__name__}: {e}") from None
+    if flat.dtype.kind != "f":
+        raise TypeError(f"meta must hold floating-point numbers, got dtype {flat.dtype} "
+                        f"({meta!r:.60}): autograd cannot differentiate integers or complex "
+                        "numbers, so write e.g. -2.0 instead of -2")
+    return flat.astype(np.float64), unflatten
 
 
 def _explained(err, name, what):

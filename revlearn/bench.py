@@ -11,10 +11,13 @@ run (the targets then do not apply).
 """
 import argparse
 import math
+import os
+import platform
 import time
 
 import autograd.numpy as anp
 import numpy as np
+from threadpoolctl import threadpool_info
 
 from . import (MLP, BigIntBuffer, ExactArray, InfoBuffer, hypergrad, hypergrad_unrolled,
                to_rational, train)
@@ -86,6 +89,20 @@ def paper_problem(T, batch=200, n_examples=1000, sizes=(784, 50, 50, 50, 10), se
     return train_loss, meta_loss, x0, np.full(T, 0.1), np.full(T, 0.9)
 
 
+def blas_header():
+    """What every ratio depends on: the BLAS library, the kernel it runs and its threads."""
+    lines = [f"numpy {np.__version__} on {platform.machine()} ({os.cpu_count()} CPUs)"]
+    for info in threadpool_info():
+        lines.append(f"{info['user_api']}: {info['internal_api']} {info.get('version')}, "
+                     f"kernel {info.get('architecture', '?')}, {info['num_threads']} threads")
+    chosen = {k: os.environ[k] for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE",
+                                        "OPENBLAS_NUM_THREADS", "NPY_DISABLE_CPU_FEATURES")
+              if k in os.environ}
+    lines.append("environment: " + (", ".join(f"{k}={v}" for k, v in chosen.items())
+                                    or "no OPENBLAS_* / NPY_* overrides"))
+    return lines
+
+
 def row(name, ratio, target, ok, note=""):
     mark = "ok " if ok else "MISS"
     print(f"{mark} {name:<58} {ratio:>10} {target:>14}  {note}")
@@ -96,6 +113,8 @@ def main(argv=None):
     ap.add_argument("--quick", action="store_true", help="small sizes: a smoke run")
     args = ap.parse_args(argv)
     q = args.quick
+    for line in blas_header():
+        print(line)
     print(f"{'':4} {'measurement':<58} {'ratio':>10} {'target':>14}")
 
     # 1. Buffer size against the entropy bound.

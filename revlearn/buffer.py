@@ -18,6 +18,17 @@ Two implementations with one interface:
 * ``BigIntBuffer`` -- the readable reference: one Python integer per parameter,
   ``store = store * base + value`` to push, ``divmod`` to pop (what the paper's
   code did).  Exact and optimal, but every push touches the whole integer.
+
+Popping more than was pushed: ``BigIntBuffer`` raises ``BufferUnderflowError`` at
+once.  ``InfoBuffer`` starts every stream with 8 bits of slack (its heads begin
+at 2**36, 8 bits above their lower limit, so that rANS rounding can never make a
+correct sequence of operations run dry), and raises only once a stream has
+used up that slack as well: e.g. on the 9th ``pop(2)`` of a fresh buffer, or
+the 53rd ``ExactArray.div(58982, 65536)`` (beta = 0.9, 0.152 bits each) with
+nothing multiplied before.  Up to that point the popped digits are garbage,
+never an error.  ``revlearn.hypergrad`` does not rely on the early error: it
+checks that every buffer is back at exactly its initial state at the end
+(``is_empty()``) and refuses to return a result otherwise.
 """
 import math
 
@@ -216,6 +227,9 @@ class InfoBuffer:
         self.head = _encode(x, v, base)
 
     def pop(self, base):
+        """The most recent digits, in base ``base`` (int64).  Popping more than was pushed
+        raises ``BufferUnderflowError`` once a stream's 8 bits of slack are used up (see
+        the module docstring); before that it returns meaningless digits."""
         base = _check_base(base, self.size)
         x, out = _decode(self.head, base)
         self.head = self._refill(x)

@@ -41,7 +41,13 @@ class Dataset:
 
 
 def one_hot(labels, n_classes=10):
-    return (np.asarray(labels)[:, None] == np.arange(n_classes)).astype(np.float64)
+    """One-hot rows (n, n_classes) for integer labels in 0..n_classes-1."""
+    labels = np.asarray(labels)
+    if labels.ndim != 1 or (labels.size and (labels.min() < 0 or labels.max() >= n_classes)):
+        raise ValueError(f"labels must be a 1-D array of integers in 0..{n_classes - 1}, got "
+                         f"shape {labels.shape}" + (f", values {labels.min()}..{labels.max()}"
+                                                     if labels.size else ""))
+    return (labels[:, None] == np.arange(n_classes)).astype(np.float64)
 
 
 def batch_indices(n_examples, batch_size, t, seed=0):
@@ -74,10 +80,18 @@ class Splits:
     test: Dataset
 
 
+def _count(name, value, low):
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+        raise ValueError(f"{name} must be a whole number >= {low}, got {value!r}")
+    return int(value)
+
+
 def split(data, n_train, n_valid, seed=0):
-    """Seeded shuffle into train / validation / test (the rest)."""
+    """Seeded shuffle into train / validation / test (the rest), never overlapping."""
+    n_train, n_valid = _count("n_train", n_train, 1), _count("n_valid", n_valid, 0)
     if n_train + n_valid >= len(data):
-        raise ValueError(f"n_train + n_valid must leave a test set: {n_train} + {n_valid} >= {len(data)}")
+        raise ValueError(f"n_train + n_valid must leave a test set: {n_train} + {n_valid} >= "
+                         f"{len(data)} examples")
     perm = np.random.default_rng(seed).permutation(len(data))
     parts = np.split(perm, [n_train, n_train + n_valid])
     return Splits(*(Dataset(data.inputs[p], data.labels[p]) for p in parts))
@@ -88,19 +102,47 @@ def digits_splits(n_train=600, n_valid=600, seed=0):
     return split(load_digits(), n_train, n_valid, seed)
 
 
+MAX_IDX_BYTES = 1 << 31     # refuse headers that declare more data than MNIST could hold
+
+
 def read_idx(path):
-    """Read one IDX file (optionally gzipped) into a numpy array."""
+    """Read one IDX file (optionally gzipped) into a numpy array.
+
+    The header is read first and the declared size checked before any data is
+    read (and, for gzip, decompressed), so a damaged or hostile file cannot
+    make us allocate more than it claims, nor more than ``MAX_IDX_BYTES``.
+    """
     opener = gzip.open if str(path).endswith(".gz") else open
     with opener(path, "rb") as f:
-        raw = f.read()
-    if len(raw) < 4 or raw[0] != 0 or raw[1] != 0 or raw[2] != 0x08:
-        raise ValueError(f"{path} is not an unsigned-byte IDX file (bad magic number)")
-    ndim = raw[3]
-    dims = [int.from_bytes(raw[4 + 4 * i:8 + 4 * i], "big") for i in range(ndim)]
-    data = np.frombuffer(raw, dtype=np.uint8, offset=4 + 4 * ndim)
-    if data.size != int(np.prod(dims)):
-        raise ValueError(f"{path}: header says {dims} but holds {data.size} bytes of data")
-    return data.reshape(dims)
+        head = f.read(4)
+        if len(head) < 4 or head[0] != 0 or head[1] != 0 or head[2] != 0x08:
+            raise ValueError(f"{path} is not an unsigned-byte IDX file (bad magic number)")
+        ndim = head[3]
+        raw_dims = f.read(4 * ndim)
+        if len(raw_dims) != 4 * ndim:
+            raise ValueError(f"{path}: the header is cut short")
+        dims = [int.from_bytes(raw_dims[4 * i:4 * i + 4], "big") for i in range(ndim)]
+        size = int(np.prod(dims, dtype=object)) if dims else 0
+        if size > MAX_IDX_BYTES:
+            raise ValueError(f"{path}: the header declares {dims} = {size} bytes, more than "
+                             f"{MAX_IDX_BYTES}; this is not an MNIST file")
+        data = f.read(size + 1)
+    if len(data) != size:
+        raise ValueError(f"{path}: header says {dims} ({size} bytes) but the file holds "
+                         f"{'more' if len(data) > size else len(data)} bytes of data")
+    return np.frombuffer(data, dtype=np.uint8).reshape(dims)
+
+
+def _check_mnist(part, images, labels):
+    if images.ndim != 3:
+        raise ValueError(f"MNIST {part} images must be (n, rows, cols), got shape {images.shape}")
+    if labels.ndim != 1:
+        raise ValueError(f"MNIST {part} labels must be one label per image (shape (n,)), got "
+                         f"shape {labels.shape}")
+    if len(images) != len(labels):
+        raise ValueError(f"MNIST {part}: {len(images)} images but {len(labels)} labels")
+    if labels.size and labels.max() > 9:
+        raise ValueError(f"MNIST {part} labels must be digits 0-9, found {int(labels.max())}")
 
 
 def load_mnist(directory):
@@ -127,8 +169,7 @@ def load_mnist(directory):
     for part in ("train", "test"):
         images = read_idx(found[f"{part}_images"])
         labels = read_idx(found[f"{part}_labels"])
-        if len(images) != len(labels):
-            raise ValueError(f"MNIST {part}: {len(images)} images but {len(labels)} labels")
+        _check_mnist(part, images, labels)
         out.append(Dataset(images.reshape(len(images), -1).astype(np.float64) / 255.0,
                            labels.astype(np.int64)))
     return tuple(out)

@@ -147,9 +147,12 @@ class MLP:
     """
 
     def __init__(self, layer_sizes):
-        sizes = [int(s) for s in layer_sizes]
-        if len(sizes) < 2 or min(sizes) < 1:
-            raise ValueError(f"layer_sizes needs at least an input and an output size, got {layer_sizes}")
+        sizes = list(layer_sizes)
+        if len(sizes) < 2 or any(isinstance(s, bool) or not isinstance(s, (int, onp.integer))
+                                 or s < 1 for s in sizes):
+            raise ValueError(f"layer_sizes must be at least two positive whole numbers (input "
+                             f"size, ..., output size), got {layer_sizes!r}")
+        sizes = [int(s) for s in sizes]
         self.layer_sizes = sizes
         template = [(onp.zeros((m, n)), onp.zeros(n)) for m, n in zip(sizes[:-1], sizes[1:])]
         flat, self.unflatten = flatten(template)
@@ -167,6 +170,9 @@ class MLP:
         if np.ndim(inputs) != 2:
             raise ValueError(f"inputs must be a 2-D batch (examples, features), got shape "
                              f"{np.shape(inputs)}; use inputs[None] for a single example")
+        if np.shape(x) != (self.n_params,):
+            raise ValueError(f"x must be the flat parameter vector of this MLP, shape "
+                             f"({self.n_params},), got shape {np.shape(x)}")
         h = inputs
         parts = self._split(x)
         n_layers = len(parts) // 2

@@ -18,7 +18,7 @@ from .errors import CoarseGridWarning
 from .fixedpoint import DEFAULT_FRAC_BITS, ExactArray, check_frac_bits, value_range
 from .momentum import Momentum
 from .progress import Progress
-from .rational import DEFAULT_DENOMINATOR_BITS
+from .rational import DEFAULT_DENOMINATOR_BITS, check_denominator_bits
 from .schedules import real_array
 
 # Warn when more than this share of the training increments was lost to rounding to the
@@ -59,6 +59,8 @@ def resolve_optimizer(alphas, betas, optimizer):
 def prepare(x0, alphas, betas, optimizer, groups, denominator_bits, meta, v0=None):
     """Check the common arguments; returns (optimizer, plan, x0, init, meta_flat, unflatten)."""
     x0 = as_vector(x0, "x0")
+    if not x0.size:
+        raise ValueError("x0 is empty: there are no parameters to train")
     opt = resolve_optimizer(alphas, betas, optimizer)
     plan = opt.bind(len(x0), groups, denominator_bits)
     init = {"v": None if v0 is None else as_vector(v0, "v0", len(x0))}
@@ -160,6 +162,7 @@ def train_exact(train_loss, x0, alphas=None, betas=None, meta=None, *, optimizer
     ``CoarseGridWarning`` if the fixed-point grid is too coarse for the step.
     """
     frac_bits = check_frac_bits(frac_bits)
+    check_denominator_bits(denominator_bits)   # exact training needs the fractions n/d
     _check_buffer_class(buffer)
     opt, plan, x0, init, m, unflatten = prepare(x0, alphas, betas, optimizer, groups,
                                                 denominator_bits, meta, v0)
