@@ -5,7 +5,16 @@
 meta-iteration ``i`` onto the (cleared) matplotlib figure ``fig``, e.g. the
 learned schedules or the learned L2 penalties as images.  A text readout shows
 the meta-loss and the numbers your objective recorded.
+
+A saved notebook keeps the widget only as a reference to a kernel that is no
+longer running, so the browser's display also carries a static picture of the
+meta-iteration it shows (PNG) and its readout as text: GitHub, nbviewer and
+a notebook opened without a kernel show those instead of an empty box.
 """
+import base64
+import html
+import io
+import re
 from dataclasses import dataclass
 
 import ipywidgets as W
@@ -34,8 +43,20 @@ class HistoryBrowser:
     widget: W.VBox
     update: object
 
-    def _ipython_display_(self):
-        display(self.widget)
+    def static_png(self):
+        """The figure as it is drawn now, as PNG bytes."""
+        buf = io.BytesIO()
+        self.fig.savefig(buf, format="png", dpi=80, bbox_inches="tight")
+        return buf.getvalue()
+
+    def _repr_mimebundle_(self, include=None, exclude=None):
+        # The live widget for a running kernel; a PNG and a line of text of the same
+        # state for every reader that cannot run one (frontends show the richest they can).
+        data = dict(self.widget._repr_mimebundle_())
+        data["image/png"] = base64.b64encode(self.static_png()).decode("ascii")
+        text = html.unescape(re.sub(r"<[^>]+>", "", self.readout.value))
+        data["text/plain"] = text + " (run the notebook to move the slider)"
+        return data
 
 
 def history_browser(history, draw, *, description="meta-iteration", readout=None,

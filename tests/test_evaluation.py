@@ -1,0 +1,80 @@
+"""revlearn.evaluation: mean ± sd over unseen seeds, ties, tables."""
+import statistics
+
+import numpy as np
+import pytest
+
+from revlearn.evaluation import Spread, compare, on_seeds, table
+
+
+def test_spread_matches_the_statistics_module():
+    values = [0.31, 0.27, 0.35, 0.30, 0.29]
+    s = Spread(values)
+    assert s.n == 5
+    assert s.mean == pytest.approx(statistics.mean(values), rel=1e-15)
+    assert s.sd == pytest.approx(statistics.stdev(values), rel=1e-14)   # n - 1 denominator
+    assert format(s, ".2f") == f"{statistics.mean(values):.2f} ± {statistics.stdev(values):.2f}"
+    assert str(s).endswith("(5 seeds)")
+    assert Spread([2.0]).sd == 0.0
+    with pytest.raises(ValueError, match="at least one"):
+        Spread([])
+
+
+def test_on_seeds_calls_score_once_per_seed_and_collects_dicts():
+    calls = []
+
+    def score(seed):
+        calls.append(seed)
+        return {"loss": seed / 10, "acc": 1 - seed / 100}
+
+    out = on_seeds(score, range(100, 104), exclude=range(50))
+    assert calls == [100, 101, 102, 103]
+    assert np.array_equal(out["loss"].values, [10.0, 10.1, 10.2, 10.3])
+    assert out["acc"].mean == pytest.approx(1 - 1.015)
+    single = on_seeds(lambda s: float(s), [3, 1, 2])
+    assert isinstance(single, Spread) and single.mean == 2.0
+
+
+def test_seeds_used_while_tuning_are_refused():
+    with pytest.raises(ValueError, match=r"seeds \[3, 4\] were also used while tuning"):
+        on_seeds(lambda s: 0.0, [3, 4, 100], exclude=range(5))
+    with pytest.raises(ValueError, match="distinct"):
+        on_seeds(lambda s: 0.0, [7, 7])
+    with pytest.raises(ValueError, match="empty"):
+        on_seeds(lambda s: 0.0, [])
+    with pytest.raises(TypeError, match="integers"):
+        on_seeds(lambda s: 0.0, [1.5])
+
+
+def test_score_must_return_numbers_with_the_same_keys():
+    with pytest.raises(TypeError, match="one number per seed.*seed 2"):
+        on_seeds(lambda s: np.ones(2) if s == 2 else 1.0, [1, 2])
+    with pytest.raises(ValueError, match="keys"):
+        on_seeds(lambda s: {"a": 1.0} if s == 1 else {"b": 1.0}, [1, 2])
+
+
+def test_compare_calls_differences_inside_the_spread_a_tie():
+    a = Spread([1.0, 1.2, 1.4])        # mean 1.2, sd 0.2
+    b = Spread([1.3, 1.35, 1.4])       # mean 1.35, sd 0.05
+    c = compare(a, b)
+    assert c.difference == pytest.approx(-0.15) and c.spread == pytest.approx(0.2)
+    assert c.verdict == "tie" and "tie" in str(c)
+    assert c.a_lower_on == 2                      # seeds 1 and 2 (1.0 < 1.3, 1.2 < 1.35)
+    far = compare(Spread([0.5, 0.6, 0.7]), b)
+    assert far.verdict == "lower" and far.a_lower_on == 3
+    assert compare(b, Spread([0.5, 0.6, 0.7])).verdict == "higher"
+    assert compare(a, Spread([1.0, 2.0])).a_lower_on is None   # different seeds: no pairing
+    with pytest.raises(TypeError, match="Spreads"):
+        compare(1.0, b)
+
+
+def test_table_lines_up_mean_and_sd():
+    rows = {"learned": {"train": Spread([0.1, 0.3]), "test": Spread([0.5, 0.7])},
+            "constant": {"train": Spread([0.2, 0.2]), "test": Spread([0.9, 1.1])}}
+    text = table(rows, fmt=".2f")
+    lines = text.splitlines()
+    assert lines[0].split() == ["train", "test"]
+    assert lines[1].split() == ["learned", "0.20", "±", "0.14", "0.60", "±", "0.14"]
+    assert lines[2].split() == ["constant", "0.20", "±", "0.00", "1.00", "±", "0.14"]
+    assert len(set(len(line) for line in lines)) == 1
+    assert table(rows, columns=["test"]).splitlines()[0].split() == ["test"]
