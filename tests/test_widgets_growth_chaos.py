@@ -65,3 +65,29 @@ def test_chaos_widget_tangents_have_the_exact_slope(tiny_problem):
     for seg, g in zip(ex.axes[0].collections[0].get_segments(), ex.sweep.hypergrad):
         (x0, y0), (x1, y1) = seg
         assert (y1 - y0) / (x1 - x0) == pytest.approx(g, rel=1e-6, abs=1e-9)
+
+
+# -- settings the sliders cannot show are refused, not clamped (issue 10, item 9) -----------------
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(beta=0.3), r"outside the slider's range 0\.5\.\.0\.999.*beta_range=\(0\.3, 0\.999\)"),
+    (dict(denominator_bits=0), "denominator_bits must be an integer in 1..20"),
+    (dict(denominator_bits=21), "denominator_bits"), (dict(beta=1.5), r"\(0, 1\]"),
+    (dict(T=0), "T must"), (dict(n_params=2.5), "n_params")])
+def test_buffer_growth_widget_refuses_what_it_would_clamp(kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        buffer_growth_explorer(**{"T": 10, "n_params": 5, **kwargs})
+
+
+def test_buffer_growth_widget_runs_at_a_widened_beta():
+    ex = buffer_growth_explorer(beta=0.3, T=20, n_params=5, beta_range=(0.3, 0.999))
+    assert ex.beta.value == 0.3
+    assert ex.trace.n == round(0.3 * 65536) and "beta = 0.3000" in ex.readout.value
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(T=80), "T_max=80"), (dict(T=0), "outside"), (dict(center=3.5), r"center_range=\(1\.5, 3\.5\)"),
+    (dict(log10_width=1.0), "log10_width"), (dict(n_points=1), "n_points"),
+    (dict(T=2.5), "whole number")])
+def test_chaos_widget_refuses_what_it_would_clamp(tiny_problem, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        chaos_explorer(tiny_problem, **{"T": 2, "n_points": 3, **kwargs})

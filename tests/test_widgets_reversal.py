@@ -136,3 +136,32 @@ def test_stepper_refuses_bad_input():
         trajectory_stepper(p3)
     with pytest.raises(ValueError, match="start"):
         trajectory_stepper(start=51)
+
+
+# -- settings the controls cannot show are refused, not clamped (issue 10, item 9) ----------------
+@pytest.mark.parametrize("beta", [0.3, 0.995])
+def test_explorer_refuses_a_beta_the_slider_would_clamp(beta):
+    p = toy_problem()
+    with pytest.raises(ValueError, match=r"outside the slider's range 0\.5\.\.0\.99.*beta_range"):
+        naive_reversal_explorer(p.train_loss, p.x0, T=20, beta=beta)
+
+
+def test_explorer_runs_at_a_widened_beta_and_says_so():
+    p = toy_problem()
+    ex = naive_reversal_explorer(p.train_loss, p.x0, T=40, beta=0.3, beta_range=(0.3, 0.99),
+                                 precision="float16")
+    assert ex.beta.value == 0.3 and ex.beta.min == 0.3
+    assert "β = 0.30" in ex.readout.value
+    ref = rl.reverse_naive(p.train_loss, p.x0, np.full(40, 0.5), np.full(40, 0.3),
+                           precision="float16")
+    np.testing.assert_array_equal(ex.result.errors, ref.errors)   # it ran at 0.3, not 0.5
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(beta=0.0), r"\(0, 1\)"), (dict(beta=1.0), r"\(0, 1\)"), (dict(beta=float("nan")), "beta"),
+    (dict(beta_range=(0.5, 1.2)), "beta_range"), (dict(precision="float8"), "precision"),
+    (dict(T=0), "T must"), (dict(alpha=-1.0), "alpha")])
+def test_explorer_refuses_bad_settings(kwargs, match):
+    p = toy_problem()
+    with pytest.raises(ValueError, match=match):
+        naive_reversal_explorer(p.train_loss, p.x0, **{"T": 20, **kwargs})

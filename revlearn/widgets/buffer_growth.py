@@ -3,7 +3,9 @@
 ``buffer_growth_explorer()`` returns a ``GrowthExplorer`` holding the two
 sliders, the matplotlib figure and axes, an HTML readout and ``update``.
 Changing a slider re-runs exact momentum steps with random gradients and
-redraws the measured bits per parameter against the theory log2(d/n).
+redraws the measured bits per parameter against the theory log2(d/n).  A
+starting value the sliders cannot show is refused with a ValueError, never
+silently moved to the nearest end of a slider.
 """
 from dataclasses import dataclass
 
@@ -13,6 +15,10 @@ import numpy as np
 from IPython.display import display
 
 from ..growth import bits_trace, savings_factor, theoretical_bits
+from ..rational import check_denominator_bits
+from .snapshot import Snapshot
+
+BETA_RANGE = (0.5, 0.999)   # the beta slider, by default
 
 
 @dataclass
@@ -27,8 +33,8 @@ class GrowthExplorer:
     update: object
     trace: object = None        # the latest BitsTrace
 
-    def _ipython_display_(self):
-        display(self.box)
+    def _repr_mimebundle_(self, include=None, exclude=None):
+        return Snapshot(self.box, self.fig, self.readout.value)._repr_mimebundle_()
 
 
 def _readout(beta, trace, nominal):
@@ -44,9 +50,32 @@ def _readout(beta, trace, nominal):
                    f"per step, <b>{savings_factor(per_step, 64):.0f}x</b> less than a float64")
 
 
-def buffer_growth_explorer(beta=0.9, denominator_bits=16, T=200, n_params=100, seed=0):
-    """Build the beta / denominator-bits explorer (T exact steps on n_params parameters)."""
-    beta_w = widgets.FloatSlider(value=beta, min=0.5, max=0.999, step=0.001,
+def _check_settings(beta, denominator_bits, T, n_params, beta_range):
+    lo, hi = (float(b) for b in beta_range)
+    if not 0 < lo < hi <= 1:
+        raise ValueError(f"beta_range must be (low, high) with 0 < low < high <= 1, got "
+                         f"{beta_range!r}")
+    if not (np.isfinite(beta) and 0 < beta <= 1):
+        raise ValueError(f"beta must lie in (0, 1], got {beta!r}")
+    if not lo <= beta <= hi:
+        raise ValueError(f"beta = {beta!r} is outside the slider's range {lo:g}..{hi:g}, and "
+                         "the slider would silently move it to the nearest end; pass "
+                         f"beta_range=({min(lo, beta):g}, {max(hi, beta):g}) to widen it")
+    check_denominator_bits(denominator_bits)     # 1..20, the slider's range too
+    for name, v in (("T", T), ("n_params", n_params)):
+        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
+            raise ValueError(f"{name} must be a positive whole number, got {v!r}")
+
+
+def buffer_growth_explorer(beta=0.9, denominator_bits=16, T=200, n_params=100, seed=0,
+                           beta_range=BETA_RANGE):
+    """Build the beta / denominator-bits explorer (T exact steps on n_params parameters).
+
+    The beta slider spans ``beta_range``, the denominator slider d = 2**1 .. 2**20
+    (what exact training accepts); a starting value outside them raises ``ValueError``.
+    """
+    _check_settings(beta, denominator_bits, T, n_params, beta_range)
+    beta_w = widgets.FloatSlider(value=beta, min=beta_range[0], max=beta_range[1], step=0.001,
                                  description="beta", readout_format=".3f",
                                  continuous_update=False)
     bits_w = widgets.IntSlider(value=denominator_bits, min=1, max=20,

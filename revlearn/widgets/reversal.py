@@ -15,7 +15,11 @@ Both return an object holding the controls, the matplotlib figure and axes,
 the plotted lines, an ``ipywidgets.HTML`` readout and an ``update`` method, so
 a test can set ``.value`` on a control and check what changed.  Figures are
 drawn into an ``ipywidgets.Output`` and re-displayed on every change, which
-works with the inline backend (no ipympl needed).
+works with the inline backend (no ipympl needed).  Displaying the object
+shows the live controls, and leaves a picture of the starting state for
+readers of a saved notebook (``revlearn.widgets.snapshot``).  A setting the
+controls cannot show (a beta outside the slider's range) is refused, never
+silently replaced by the nearest value the slider allows.
 """
 import math
 
@@ -33,7 +37,9 @@ from ..naive import MANTISSA_BITS, reverse_naive
 from ..rational import DEFAULT_DENOMINATOR_BITS
 from ..schedules import Schedule
 from ..toy import toy_problem
+from .snapshot import Snapshot
 
+BETA_RANGE = (0.5, 0.99)     # the naive-reversal explorer's beta slider, by default
 PRECISIONS = [("float16 (11-bit mantissa)", "float16"),
               ("float32 (24-bit mantissa)", "float32"),
               ("float64 (53-bit mantissa)", "float64")]
@@ -77,9 +83,11 @@ class NaiveReversalExplorer:
     """
 
     def __init__(self, train_loss, x0, *, alpha=0.5, T=300, beta=0.9, precision="float64",
-                 meta=None, precisions=PRECISIONS):
+                 meta=None, precisions=PRECISIONS, beta_range=BETA_RANGE):
+        _check_explorer_settings(alpha, T, beta, beta_range, precision, precisions)
         self.train_loss, self.x0, self.alpha, self.T, self.meta = train_loss, x0, alpha, T, meta
-        self.beta = widgets.FloatSlider(value=beta, min=0.5, max=0.99, step=0.01,
+        self.beta = widgets.FloatSlider(value=beta, min=beta_range[0], max=beta_range[1],
+                                        step=0.01,
                                         description="β (momentum decay)", readout_format=".2f",
                                         continuous_update=False,
                                         style={"description_width": "initial"},
@@ -136,18 +144,44 @@ class NaiveReversalExplorer:
                else f"<b>still within 10% after all {T} steps</b>"))
         _redraw(self.fig, self.output)
 
-    def _ipython_display_(self):
-        display(self.widget)
+    def _repr_mimebundle_(self, include=None, exclude=None):
+        return Snapshot(self.widget, self.fig, self.readout.value)._repr_mimebundle_()
+
+
+def _check_explorer_settings(alpha, T, beta, beta_range, precision, precisions):
+    """Refuse settings the explorer would otherwise clamp or choke on, naming the fix."""
+    if isinstance(T, bool) or not isinstance(T, (int, np.integer)) or T < 1:
+        raise ValueError(f"T must be a positive whole number of training steps, got {T!r}")
+    if not (np.isfinite(alpha) and alpha > 0):
+        raise ValueError(f"alpha must be a positive step size, got {alpha!r}")
+    lo, hi = (float(b) for b in beta_range)
+    if not 0 < lo < hi < 1:
+        raise ValueError(f"beta_range must be (low, high) with 0 < low < high < 1, got "
+                         f"{beta_range!r}")
+    if not (np.isfinite(beta) and 0 < beta < 1):
+        raise ValueError(f"beta must lie in (0, 1) (a decay that training can undo), got "
+                         f"{beta!r}")
+    if not lo <= beta <= hi:
+        raise ValueError(f"beta = {beta!r} is outside the slider's range {lo:g}..{hi:g}, and "
+                         "the slider would silently move it to the nearest end; pass "
+                         f"beta_range=({min(lo, beta):g}, {max(hi, beta):g}) to widen it")
+    values = [v for _, v in precisions]
+    if precision not in values:
+        raise ValueError(f"precision must be one of the dropdown's values {values}, got "
+                         f"{precision!r}")
 
 
 def naive_reversal_explorer(train_loss, x0, *, alpha=0.5, T=300, beta=0.9, precision="float64",
-                            meta=None, precisions=PRECISIONS):
+                            meta=None, precisions=PRECISIONS, beta_range=BETA_RANGE):
     """Build a ``NaiveReversalExplorer``: T steps of momentum SGD with constant
     step size ``alpha`` on ``train_loss(x, meta, t)`` from ``x0``, reversed
-    naively; the controls pick beta and the float precision.  Display the
-    result (or its ``.widget``) in a notebook."""
+    naively; the controls pick beta (within ``beta_range``) and the float
+    precision (one of ``precisions``, (label, value) pairs).  Raises
+    ``ValueError`` for a beta outside ``beta_range`` rather than clamping it.
+    Display the result in a notebook."""
     return NaiveReversalExplorer(train_loss, x0, alpha=alpha, T=T, beta=beta,
-                                 precision=precision, meta=meta, precisions=precisions)
+                                 precision=precision, meta=meta, precisions=precisions,
+                                 beta_range=beta_range)
 
 
 class TrajectoryStepper:
@@ -288,8 +322,8 @@ class TrajectoryStepper:
                               f"same bits as the forward pass: {self.matches_forward()}")
         _redraw(self.fig, self.output)
 
-    def _ipython_display_(self):
-        display(self.widget)
+    def _repr_mimebundle_(self, include=None, exclude=None):
+        return Snapshot(self.widget, self.fig, self.readout.value)._repr_mimebundle_()
 
 
 def trajectory_stepper(problem=None, *, frac_bits=DEFAULT_FRAC_BITS,
@@ -297,6 +331,6 @@ def trajectory_stepper(problem=None, *, frac_bits=DEFAULT_FRAC_BITS,
     """Build a ``TrajectoryStepper`` for ``problem`` (default: ``revlearn.toy.toy_problem()``,
     the 2-D valley with 50 iterations).  ``problem`` needs ``x0`` (two numbers), ``alphas``,
     ``betas`` and a ``train_loss(x, meta, t)`` that also accepts a stacked (2, n, n) grid,
-    like ``revlearn.toy.ToyProblem``.  Display the result (or its ``.widget``) in a notebook."""
+    like ``revlearn.toy.ToyProblem``.  Display the result in a notebook."""
     return TrajectoryStepper(problem, frac_bits=frac_bits, denominator_bits=denominator_bits,
                              buffer=buffer, start=start)
