@@ -39,8 +39,16 @@ def value_range(frac_bits):
     return 2.0 ** (LIMIT_BITS - frac_bits)
 
 
-def check_frac_bits(frac_bits):
-    """``frac_bits`` as an int in 1..60, or a clear error."""
+def check_frac_bits(frac_bits, size=None):
+    """``frac_bits`` as an int in 1..60 (or, given ``size``, possibly an int array of one
+    value per element), or a clear error."""
+    if size is not None and np.ndim(frac_bits) == 1:
+        b = np.asarray(frac_bits)
+        if not np.issubdtype(b.dtype, np.integer) or b.shape != (size,) or \
+                (b.size and (b.min() < 1 or b.max() > 60)):
+            raise ValueError(f"per-element frac_bits must be {size} integers in 1..60, got "
+                             f"{b.dtype} {b.shape}")
+        return b.astype(np.int64)
     if isinstance(frac_bits, bool) or not isinstance(frac_bits, (int, np.integer)) \
             or not 1 <= frac_bits <= 60:
         raise ValueError(f"frac_bits must be an integer in 1..60 (values are stored as "
@@ -107,8 +115,9 @@ class ExactArray:
     """
 
     def __init__(self, values, frac_bits=DEFAULT_FRAC_BITS, buffer=None, name=None):
-        self.frac_bits = check_frac_bits(frac_bits)
-        self._scale = 2.0 ** self.frac_bits
+        self.frac_bits = check_frac_bits(frac_bits, np.size(values))
+        self._scale = 2.0 ** self.frac_bits      # a number, or one per element
+        self._inv_scale = 2.0 ** -self.frac_bits
         self.name = name
         a = np.asarray(values)
         if a.dtype.kind not in "biuf":
@@ -146,18 +155,36 @@ class ExactArray:
             raise ValueError(f"k must keep its shape {self._k.shape}, got {k.shape}")
         k = k.astype(np.int64)           # a copy: nobody else can change it behind our back
         if k.size and (k.max() >= _LIMIT or k.min() <= -_LIMIT):
-            raise _overflow(self._what("setting k"), self.frac_bits,
-                            float(np.max(np.abs(k.astype(np.float64)))) / self._scale)
+            raise self._overflow("setting k", k)
         self._k = k
         self._bound = float(np.max(np.abs(k))) if k.size else 0.0
+
+    def reformat(self, frac_bits):
+        """Change the fixed-point format of an all-zero array (nothing is lost: 0 is 0 on
+        every grid).  ``frac_bits`` may give one value per element."""
+        if self._k.any():
+            raise ValueError("only an all-zero ExactArray can change its format without "
+                             "losing information")
+        self.frac_bits = check_frac_bits(frac_bits, len(self._k))
+        self._scale = 2.0 ** self.frac_bits
+        self._inv_scale = 2.0 ** -self.frac_bits
 
     @property
     def val(self):
         """The values as float64 (a new array; exact while |k| < 2**53)."""
-        return self._k * (1.0 / self._scale)
+        return self._k * self._inv_scale
 
     def _what(self, what):
         return what if self.name is None else f"{what} ({self.name})"
+
+    def _overflow(self, what, amounts, in_grid_units=True, named=False):
+        """The OverflowError for the worst of ``amounts`` (integers k, or values)."""
+        mags = np.abs(np.asarray(amounts, dtype=np.float64))
+        if in_grid_units:
+            mags = mags * self._inv_scale
+        i = int(np.argmax(mags)) if mags.ndim else 0
+        bits = self.frac_bits if np.ndim(self.frac_bits) == 0 else int(self.frac_bits[i])
+        return _overflow(what if named else self._what(what), bits, float(mags.flat[i]))
 
     def to_fixed(self, a, what="an increment"):
         """Round a float array to integer multiples of 2**-frac_bits (a new int64 array)."""
@@ -215,10 +242,10 @@ class ExactArray:
             raise
         np.add(self._k, low, out=self._k)
         if verify and self._k.min() <= -_LIMIT:   # only at the very edge of the range
-            worst = float(self._k.min()) / self._scale
+            err = self._overflow(what, self._k)
             r = self.buffer.exchange(low, m, divisor)           # undo, digit by digit
             np.add(np.multiply(np.floor_divide(self._k, m), divisor), r, out=self._k)
-            raise _overflow(self._what(what), self.frac_bits, -worst)
+            raise err
         self._bound = bound
 
     def _check_fraction(self, n, d, op):
@@ -274,8 +301,7 @@ class ExactArray:
             ok = bool((q <= top).all() and (q >= bottom).all())
             edge = bool((q * m <= -_LIMIT).any()) if ok else False
         if not ok:
-            worst = float(np.max(np.abs(q.astype(np.float64)) * m)) / self._scale
-            raise _overflow(what, self.frac_bits, worst)
+            raise self._overflow(what, q.astype(np.float64) * m, named=True)
         biggest = max(int(q.max()), -int(q.min()))
         return (biggest + 1.0) * m_max * _ROUND_UP, edge
 
@@ -292,11 +318,11 @@ class ExactArray:
             if len(a) != len(self._k):
                 raise ValueError(f"{what}: the ExactArray has {len(a)} values, this one "
                                  f"{len(self._k)}")
-            factor = scale * 2.0 ** (self.frac_bits - a.frac_bits)
+            factor = scale * (self._scale * a._inv_scale)
             if a._bound is not None:    # integers times a factor: finite, and this big at most
                 known = a._bound * (abs(factor) if _scalar(factor)
                                     else float(np.max(np.abs(factor)))) * _ROUND_UP
-            a, scale = a._k, factor * 2.0 ** -self.frac_bits
+            a, scale = a._k, factor * self._inv_scale
         elif np.ndim(a) != 0 and np.shape(a) != self._k.shape:
             raise ValueError(f"{what}: got an array of shape {np.shape(a)} for an ExactArray of "
                              f"shape {self._k.shape}")
@@ -332,8 +358,8 @@ class ExactArray:
                 raise FloatingPointError(f"{what} is not finite (NaN or inf); cannot store it "
                                          "exactly")
             with np.errstate(over="ignore"):
-                biggest = float(np.max(np.abs(source) * np.abs(scale)))
-            raise _overflow(what, self.frac_bits, biggest)
+                values = np.broadcast_to(np.abs(source) * np.abs(scale), scaled.shape)
+            raise self._overflow(what, values, in_grid_units=False, named=True)
         return max(hi, -lo)
 
     def _after_increment(self, inc, size, undo, what):
@@ -347,8 +373,9 @@ class ExactArray:
         k = self._k
         hi, lo = (int(k.max()), int(k.min())) if k.size else (0, 0)
         if hi >= _LIMIT or lo <= -_LIMIT:
+            err = self._overflow(what, k)
             undo(k, inc, out=k)
-            raise _overflow(self._what(what), self.frac_bits, max(hi, -lo) / self._scale)
+            raise err
         self._bound = float(max(hi, -lo))
 
     def __len__(self):

@@ -1,0 +1,215 @@
+"""Adam, exactly reversed: the paper's open question ("the memory saving trick could
+presumably be applied to ... Adam").
+
+PyTorch's Adam with per-iteration (optionally per-group) schedules, every decay
+a fraction n/d (in the averages, in 1 - beta and in the bias corrections):
+
+    g_t     = grad_x L(x_t, meta, t)
+    m_{t+1} = beta1_t m_t + (1 - beta1_t) g_t
+    s_{t+1} = beta2_t s_t + (1 - beta2_t) g_t * g_t
+    c1_t = 1 - prod_{i<=t} beta1_i,   c2_t = 1 - prod_{i<=t} beta2_i
+    x_{t+1} = x_t - alpha_t (m_{t+1} / c1_t) / (sqrt(s_{t+1} / c2_t) + eps)
+
+Why it reverses: the state (x, m, s) at t + 1 determines the state at t.  The
+x increment is a float function of m_{t+1} and s_{t+1}, which are in hand, so
+recomputing it bit for bit and subtracting the same rounded integer recovers
+x_t; then g_t = grad L(x_t); then m_t and s_t by exact subtraction and exact
+division by beta (the buffer keeps what the multiplies destroyed).  Plain SGD,
+x_{t+1} = x_t - alpha g(x_t), does not reverse this way: undoing it needs
+g(x_t), which needs the very x_t we are looking for.
+
+The second moment s spans many decades (g**2 of every parameter), and the
+step divides by its square root, so its *relative* precision matters: a fixed
+grid fine enough for a gradient of 1e-5 (s ~ 1e-13) cannot also hold s = 1e6.
+So s gets one fixed-point format per parameter, chosen at the first step (when
+s_0 = 0 and changing the format loses nothing): ``s_precision_bits`` (36) bits
+for its first value, never more than 60 fractional bits and never fewer than
+frac_bits - 6 (a range of at least 2**20: gradients up to about 10**3 by
+default).  A parameter whose gradient later grows by more than about 2**13
+beyond its first one overflows with an error that says so.  Each of m and s
+has its own information buffer, growing by log2(1/beta1) and log2(1/beta2)
+bits per parameter per step.
+"""
+from dataclasses import dataclass
+
+import autograd.numpy as anp
+import numpy as np
+
+from .optimizer import Plan
+
+S_EXTRA_RANGE_BITS = 6      # s = g**2 gets at least 2**6 times the range of x and m
+
+
+def direction(m, s, c1, c2, eps):
+    """The bias-corrected Adam direction (m / c1) / (sqrt(s / c2) + eps): one formula,
+    used by every path, so the exact forward and reverse passes compute it identically."""
+    return (m / c1) / (anp.sqrt(s / c2) + eps)   # autograd's sqrt: also traced when unrolled
+
+
+@dataclass
+class Adam:
+    """Adam with step sizes ``alphas``, decays ``beta1s`` (mean) and ``beta2s`` (second
+    moment), and ``eps``.
+
+    Each schedule is length T, or T x G with ``groups=`` given to ``hypergrad``;
+    decays are used as fractions n/d (d = 2**16) and must round below 1.  For
+    constant values this is ``torch.optim.Adam(lr=alpha, betas=(beta1, beta2),
+    eps=eps)``.  As ``r.d_optimizer`` of a hypergradient the fields hold the
+    gradients, shaped like the schedules (``eps`` a number).
+    """
+    alphas: object
+    beta1s: object
+    beta2s: object
+    eps: float = 1e-8
+    s_precision_bits: int = 36    # bits of s's first value (a storage format, not differentiated)
+
+    def bind(self, n_params, groups=None, denominator_bits=16):
+        """The checked schedules for ``n_params`` parameters: an ``AdamPlan``."""
+        return AdamPlan(self, n_params, groups, denominator_bits)
+
+
+class AdamPlan(Plan):
+    """Adam's side of the protocol in ``revlearn.optimizer``: state (x, m, s)."""
+
+    names = ("x", "m", "s")
+
+    def __init__(self, opt, n_params, groups, denominator_bits):
+        super().__init__({"alphas": opt.alphas, "beta1s": opt.beta1s, "beta2s": opt.beta2s},
+                         n_params, groups, denominator_bits, step_sizes=("alphas",),
+                         decays=("beta1s", "beta2s"))
+        eps = opt.eps
+        if isinstance(eps, bool) or not isinstance(eps, (int, float, np.integer, np.floating)) \
+                or not np.isfinite(eps) or eps <= 0:
+            raise ValueError(f"eps must be a positive number (PyTorch's default is 1e-8), got "
+                             f"{eps!r}: it keeps the step finite where the second moment is 0")
+        self.eps = float(eps)
+        bits = opt.s_precision_bits
+        if isinstance(bits, bool) or not isinstance(bits, (int, np.integer)) or not 8 <= bits <= 52:
+            raise ValueError(f"s_precision_bits must be a whole number in 8..52, got {bits!r}")
+        self.s_precision_bits = int(bits)
+        for name in ("beta1s", "beta2s"):
+            if (self.schedules[name] >= 1).any():
+                raise ValueError(f"{name} must lie below 1 for Adam (1 would make its bias "
+                                 f"correction 1 - prod(beta) zero), and must round below 1 as "
+                                 f"n/{self.d}: at most {1 - 1.5 / (self.d or 2**16):.8f}")
+        # running products prod_{i<=t} beta_i and the bias corrections c_t = 1 - product
+        self.products = {k: np.cumprod(self.schedules[k], axis=0) for k in ("beta1s", "beta2s")}
+        self.corrections = {k: 1 - p for k, p in self.products.items()}
+
+    def formats(self, frac_bits):
+        return (frac_bits, frac_bits, frac_bits - S_EXTRA_RANGE_BITS)
+
+    def init_arrays(self, x0, init):
+        return {}       # m_0 = s_0 = 0: nothing to differentiate
+
+    # ---- float arithmetic --------------------------------------------------------
+    def hyper_arrays(self):
+        return (self.schedules["alphas"], self.schedules["beta1s"], self.schedules["beta2s"],
+                np.array(self.eps))
+
+    def wrap(self, d_hyper):
+        return Adam(alphas=d_hyper[0], beta1s=d_hyper[1], beta2s=d_hyper[2],
+                    eps=float(d_hyper[3]), s_precision_bits=self.s_precision_bits)
+
+    def float_init(self, x0, init):
+        zeros = anp.zeros_like(x0)    # (plain zeros even when x0 is an autograd box)
+        return (x0, zeros, zeros, 1.0, 1.0)   # x, m, s and the running products of the betas
+
+    def float_step(self, state, g, t, hyper=None):
+        x, m, s, p1, p2 = state
+        if hyper is None:
+            hyper = self.hyper_arrays()
+        a, b1, b2 = (self.groups.per_param(h, t) for h in hyper[:3])
+        m = b1 * m + (1 - b1) * g
+        s = b2 * s + (1 - b2) * (g * g)
+        p1, p2 = p1 * b1, p2 * b2
+        return (x - a * direction(m, s, 1 - p1, 1 - p2, hyper[3]), m, s, p1, p2)
+
+    # ---- exact arithmetic --------------------------------------------------------
+    def _coefficients(self, t):
+        return (self.at("alphas", t), self.at("beta1s", t), self.at("beta2s", t),
+                self.groups.per_param(self.corrections["beta1s"], t),
+                self.groups.per_param(self.corrections["beta2s"], t))
+
+    def s_formats(self, first, frac_bits):
+        """Fractional bits of each parameter's s, from its first value ``first``."""
+        low = frac_bits - S_EXTRA_RANGE_BITS
+        with np.errstate(divide="ignore"):
+            bits = self.s_precision_bits - np.floor(np.log2(first))
+        return np.clip(np.where(first > 0, bits, low), low, 60).astype(np.int64)
+
+    def exact_step(self, S, g, t):
+        X, M, Sq = S
+        a, b1, b2, c1, c2 = self._coefficients(t)
+        g2 = g * g
+        if t == 0:          # s_0 = 0: choose each parameter's grid for s now, losslessly
+            Sq.reformat(self.s_formats((1 - b2) * g2, X.frac_bits))
+        M.mul(self.numerator("beta1s", t), self.d)
+        M.add(g, 1 - b1)
+        try:
+            Sq.mul(self.numerator("beta2s", t), self.d)
+            Sq.add(g2, 1 - b2)
+        except OverflowError as e:
+            raise OverflowError(
+                f"{e} -- Adam's second moment s outgrew the grid chosen for it at the first "
+                "step (a gradient grew by more than about 2**13 since then): pass "
+                f"Adam(..., s_precision_bits={max(8, self.s_precision_bits - 12)}) for more "
+                "headroom") from None
+        X.sub(direction(M.val, Sq.val, c1, c2, self.eps), a)
+
+    def exact_unstep_x(self, S, post, t):
+        a, _, _, c1, c2 = self._coefficients(t)
+        S[0].add(direction(post[0], post[1], c1, c2, self.eps), a)   # the same increment
+
+    def exact_unstep_rest(self, S, g, t):
+        _, M, Sq = S
+        _, b1, b2, _, _ = self._coefficients(t)
+        Sq.sub(g * g, 1 - b2)
+        Sq.div(self.numerator("beta2s", t), self.d)
+        M.sub(g, 1 - b1)
+        M.div(self.numerator("beta1s", t), self.d)
+
+    # ---- adjoint -----------------------------------------------------------------
+    def adjoint_init(self, dx):
+        z = self.zeros
+        return {"x": dx, "m": np.zeros_like(dx), "s": np.zeros_like(dx), "alphas": z(),
+                "beta1s": z(), "beta2s": z(), "c1": z(), "c2": z(), "eps": 0.0}
+
+    def adjoint_step(self, t, adj, post, pre, g):
+        """Chain rule through x_{t+1} = x_t - a u, u = (m'/c1) / (sqrt(s'/c2) + eps) and the
+        two moving averages; returns the cotangent of g_t.  The bias corrections c1_t, c2_t
+        collect their gradients here and pass them to the betas in ``gradients``."""
+        a, b1, b2, c1, c2 = self._coefficients(t)
+        (m1, s1), (m0, s0) = post, pre
+        red = self.groups.reduce
+        r = np.sqrt(s1 / c2)
+        den = r + self.eps
+        A = m1 / c1
+        u = A / den
+        dx = adj["x"]
+        adj["alphas"][t] = -self.groups.reduce_dot(dx, u)
+        du = -a * dx
+        dA = du / den
+        dden = -dA * u                          # d u / d den = -u / den
+        adj["eps"] += float(np.sum(dden))
+        adj["c1"][t] = red(-dA * A / c1)
+        # d r / d s' = 1 / (2 r c2), d r / d c2 = -r / (2 c2); at s' = 0 (so m' = 0) use 0
+        ds_u = np.divide(dden, 2 * r * c2, out=np.zeros_like(r), where=r > 0)
+        adj["c2"][t] = red(-dden * r / (2 * c2))
+        dm1 = adj["m"] + dA / c1
+        ds1 = adj["s"] + ds_u
+        adj["beta1s"][t] = red(dm1 * (m0 - g))
+        adj["beta2s"][t] = red(ds1 * (s0 - g * g))
+        adj["m"] = b1 * dm1
+        adj["s"] = b2 * ds1
+        return (1 - b1) * dm1 + 2 * (1 - b2) * g * ds1
+
+    def gradients(self, adj):
+        """Pass each bias correction's gradient to the betas in its product:
+        c_t = 1 - prod_{i<=t} beta_i, so d c_t / d beta_i = -prod_t / beta_i for i <= t."""
+        d = {}
+        for k, c in (("beta1s", "c1"), ("beta2s", "c2")):
+            tail = np.cumsum((adj[c] * self.products[k])[::-1], axis=0)[::-1]
+            d[k] = adj[k] - tail / self.schedules[k]
+        return Adam(alphas=adj["alphas"], beta1s=d["beta1s"], beta2s=d["beta2s"],
+                    eps=adj["eps"]), {}
