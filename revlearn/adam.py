@@ -115,15 +115,32 @@ class AdamPlan(Plan):
         zeros = anp.zeros_like(x0)    # (plain zeros even when x0 is an autograd box)
         return (x0, zeros, zeros, 1.0, 1.0)   # x, m, s and the running products of the betas
 
-    def float_step(self, state, g, t, hyper=None):
-        x, m, s, p1, p2 = state
+    def coefficients(self, t, hyper=None):
+        """(alpha, beta1, 1 - beta1, beta2, 1 - beta2, eps) at iteration t."""
         if hyper is None:
             hyper = self.hyper_arrays()
         a, b1, b2 = (self.groups.per_param(h, t) for h in hyper[:3])
-        m = b1 * m + (1 - b1) * g
-        s = b2 * s + (1 - b2) * (g * g)
+        return a, b1, 1 - b1, b2, 1 - b2, hyper[3]
+
+    def step(self, state, g, coeffs):
+        """One float Adam step; the state carries the running products of the betas."""
+        x, m, s, p1, p2 = state
+        a, b1, omb1, b2, omb2, eps = coeffs
+        m = b1 * m + omb1 * g
+        s = b2 * s + omb2 * (g * g)
         p1, p2 = p1 * b1, p2 * b2
-        return (x - a * direction(m, s, 1 - p1, 1 - p2, hyper[3]), m, s, p1, p2)
+        return (x - a * direction(m, s, 1 - p1, 1 - p2, eps), m, s, p1, p2)
+
+    def unstep_x(self, state, coeffs):
+        """Naive float reversal, first half: x_t = x_{t+1} + a u(m_{t+1}, s_{t+1})."""
+        x, m, s, p1, p2 = state
+        return (x + coeffs[0] * direction(m, s, 1 - p1, 1 - p2, coeffs[5]), m, s, p1, p2)
+
+    def unstep_rest(self, state, g, coeffs):
+        """Naive float reversal, second half: m_t = (m_{t+1} - (1 - b1) g) / b1, likewise s."""
+        x, m, s, p1, p2 = state
+        _, b1, omb1, b2, omb2, _ = coeffs
+        return (x, (m - omb1 * g) / b1, (s - omb2 * (g * g)) / b2, p1 / b1, p2 / b2)
 
     # ---- exact arithmetic --------------------------------------------------------
     def _coefficients(self, t):

@@ -87,14 +87,32 @@ class MomentumPlan(Plan):
         """The gradients of ``hyper_arrays()`` as a ``Momentum``."""
         return Momentum(alphas=d_hyper[0], betas=d_hyper[1])
 
-    def float_step(self, state, g, t, hyper=None):
-        x, v = state
+    def coefficients(self, t, hyper=None):
+        """(alpha, beta, 1 - beta) at iteration t, from ``hyper`` (e.g. autograd boxes) or
+        the plan's own schedules."""
         if hyper is None:
             a, b = self.at("alphas", t), self.at("betas", t)
         else:
             a, b = (self.groups.per_param(h, t) for h in hyper)
-        v = b * v - (1 - b) * g
+        return a, b, 1 - b
+
+    def step(self, state, g, coeffs):
+        """One float step: v <- b v - (1 - b) g, x <- x + a v (in the arrays' own arithmetic)."""
+        x, v = state
+        a, b, omb = coeffs
+        v = b * v - omb * g
         return (x + a * v, v)
+
+    def unstep_x(self, state, coeffs):
+        """Naive float reversal, first half: x_t = x_{t+1} - a v_{t+1}."""
+        x, v = state
+        return (x - coeffs[0] * v, v)
+
+    def unstep_rest(self, state, g, coeffs):
+        """Naive float reversal, second half: v_t = (v_{t+1} + (1 - b) g_t) / b."""
+        x, v = state
+        _, b, omb = coeffs
+        return (x, (v + omb * g) / b)
 
     # ---- exact arithmetic --------------------------------------------------------
     def exact_step(self, S, g, t):

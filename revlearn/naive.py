@@ -12,9 +12,9 @@ from dataclasses import dataclass
 import mpmath
 import numpy as np
 
-from .autodiff import check_finite, flat_meta, train_gradient
-from .training import as_vector as _as_vector
-from .schedules import Schedule
+from .autodiff import check_finite, train_gradient
+from .momentum import Momentum
+from .training import prepare
 
 FLOAT_TYPES = {"float16": np.float16, "float32": np.float32, "float64": np.float64}
 MANTISSA_BITS = {"float16": 11, "float32": 24, "float64": 53}
@@ -63,18 +63,18 @@ class _MpArith:
         return np.array([float(ai) for ai in np.ravel(a)])
 
 
-def reverse_naive(train_loss, x0, alphas, betas, meta=None, *, precision="float64", v0=None,
-                  groups=None):
+def reverse_naive(train_loss, x0, alphas=None, betas=None, meta=None, *, optimizer=None,
+                  precision="float64", v0=None, groups=None):
     """Train forward, then reverse in plain arithmetic; return a ``NaiveReversal``.
 
     Both passes use the same arithmetic (so any mismatch is the reversal's
     fault); gradients come from autograd in float64 and are rounded to the
-    working precision.  Betas are used as given.
+    working precision.  Decays are used as given.  ``optimizer=`` takes
+    ``revlearn.Adam(...)`` (or ``Momentum``) instead of ``alphas, betas``;
+    mpmath precisions (an int) are for momentum only.
     """
-    x0 = _as_vector(x0, "x0")
-    v0 = np.zeros_like(x0) if v0 is None else _as_vector(v0, "v0", len(x0))
-    sched = Schedule(alphas, betas, len(x0), groups, denominator_bits=None)
-    m, unflatten = flat_meta(meta)
+    opt, plan, x0, init, m, unflatten = prepare(x0, alphas, betas, optimizer, groups, None,
+                                                meta, v0)
     gradx = train_gradient(train_loss, unflatten)
     if isinstance(precision, str):
         if precision not in FLOAT_TYPES:
@@ -83,36 +83,38 @@ def reverse_naive(train_loss, x0, alphas, betas, meta=None, *, precision="float6
         cast, to_float, bits = (lambda a: np.asarray(a, dtype=dt)), (lambda a: a.astype(float)), \
             MANTISSA_BITS[precision]
     elif isinstance(precision, (int, np.integer)) and 2 <= precision <= 4096:
+        if not isinstance(opt, Momentum):
+            raise ValueError(f"precision as a number of mantissa bits (mpmath) works for momentum "
+                             f"SGD only; for {type(opt).__name__} use 'float16', 'float32' or "
+                             "'float64'")
         mp = _MpArith(precision)
         cast, to_float, bits = mp.cast, mp.to_float, int(precision)
     else:
         raise ValueError(f"precision must be 'float16', 'float32', 'float64' or an int number of "
                          f"mantissa bits in 2..4096, got {precision!r}")
 
-    T = sched.T
+    T = plan.T
     xs = np.empty((T + 1, len(x0)))
-    x, v = cast(x0), cast(v0)
-    xs[0] = to_float(x)
-    coeffs = [(cast(sched.alpha(t)), cast(sched.beta(t)), cast(1 - sched.beta(t)))
-              for t in range(T)]
+    start = {k: cast(v) for k, v in plan.init_arrays(x0, init).items()}
+    state = plan.float_init(cast(x0), start)
+    xs[0] = to_float(state[0])
+    # the step's coefficients, rounded once to the working precision
+    coeffs = [tuple(cast(c) for c in plan.coefficients(t)) for t in range(T)]
     for t in range(T):
-        a, b, omb = coeffs[t]
-        g = np.asarray(gradx(to_float(x), m, t), dtype=np.float64)
+        g = np.asarray(gradx(to_float(state[0]), m, t), dtype=np.float64)
         check_finite(g, t)
-        v = b * v - omb * cast(g)
-        x = x + a * v
-        xs[t + 1] = to_float(x)
+        state = plan.step(state, cast(g), coeffs[t])
+        xs[t + 1] = to_float(state[0])
 
     recovered = np.empty_like(xs)
     recovered[T] = xs[T]
     with np.errstate(all="ignore"):  # the point is to watch this blow up
         for t in range(T - 1, -1, -1):
-            a, b, omb = coeffs[t]
-            x = x - a * v
-            xf = to_float(x)
+            state = plan.unstep_x(state, coeffs[t])
+            xf = to_float(state[0])
             g = np.asarray(gradx(xf, m, t), dtype=np.float64) if np.isfinite(xf).all() \
                 else np.full_like(xf, np.nan)
-            v = (v + omb * cast(g)) / b
+            state = plan.unstep_rest(state, cast(g), coeffs[t])
             recovered[t] = xf
         errors = np.max(np.abs(recovered - xs), axis=1)
     errors[~np.isfinite(errors)] = np.inf

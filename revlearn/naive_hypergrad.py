@@ -2,9 +2,9 @@
 
 ``naive_hypergrad`` runs exactly the reverse-pass recursion of
 ``revlearn.hypergrad`` (the same loop, ``reverse_accumulate``, with the same
-Hessian-vector products, accumulating in float64), but recovers x_t and v_t
-the naive way: by running the momentum update backwards in a plain numpy
-float type.  Rounding errors grow by 1/beta per reverse step, so after enough
+Hessian-vector products, accumulating in float64), but recovers the states
+the naive way: by running the update (momentum's or Adam's) backwards in a
+plain numpy float type.  Rounding errors grow by 1/beta per reverse step, so after enough
 steps the recovered trajectory -- and every hypergradient computed along it --
 is wrong.  Nothing here raises on that: the point is to look at the damage.
 ``x0_error`` says how far off the reversal ended up, so a wrong result is
@@ -40,6 +40,7 @@ class NaiveHypergradResult:
     x0_error: float
     dtype: type
     T: int
+    d_optimizer: object = None
 
 
 def _float_type(dtype):
@@ -51,11 +52,12 @@ def _float_type(dtype):
                      f"{dtype!r}; for other precisions use revlearn.reverse_naive")
 
 
-def naive_hypergrad(train_loss, meta_loss, x0, alphas, betas, meta=None, *, dtype="float32",
-                    v0=None, groups=None, denominator_bits=DEFAULT_DENOMINATOR_BITS):
-    """Hypergradient of ``meta_loss(x_T, meta)`` with x_t, v_t recovered by naive reversal.
+def naive_hypergrad(train_loss, meta_loss, x0, alphas=None, betas=None, meta=None, *,
+                    optimizer=None, dtype="float32", v0=None, groups=None,
+                    denominator_bits=DEFAULT_DENOMINATOR_BITS):
+    """Hypergradient of ``meta_loss(x_T, meta)`` with the states recovered by naive reversal.
 
-    Same arguments as ``revlearn.hypergrad`` (betas are rounded to the same
+    Same arguments as ``revlearn.hypergrad`` (decays are rounded to the same
     fractions n/d, so the two are comparable), plus ``dtype``: the float type
     in which training runs forwards and then backwards.  Gradients of
     ``train_loss`` are computed in float64 at the dtype's x and rounded to
@@ -63,50 +65,45 @@ def naive_hypergrad(train_loss, meta_loss, x0, alphas, betas, meta=None, *, dtyp
     ``NaiveHypergradResult``; its numbers are only as good as ``x0_error`` says.
     """
     ft = _float_type(dtype)
-    _, plan, x0, init, m, unflatten = prepare(x0, alphas, betas, None, groups,
-                                              denominator_bits, meta, v0)
+    opt, plan, x0, init, m, unflatten = prepare(x0, alphas, betas, optimizer, groups,
+                                                denominator_bits, meta, v0)
     gradx = train_gradient(train_loss, unflatten)
     hvp = train_hvp(gradx)
     f = meta_value_and_grad(meta_loss, unflatten)
-    T = plan.T
+    T, n = plan.T, len(plan.names)
     # The update's coefficients, rounded once to the working precision.
-    coeffs = [(ft(plan.at("alphas", t)), ft(plan.at("betas", t)), ft(1 - plan.at("betas", t)))
-              for t in range(T)]
-    v0 = plan.init_arrays(x0, init)["v"]
-
-    x, v = x0.astype(ft), v0.astype(ft)
+    coeffs = [tuple(ft(c) for c in plan.coefficients(t)) for t in range(T)]
+    state = plan.float_init(x0.astype(ft), {k: v.astype(ft) for k, v in
+                                           plan.init_arrays(x0, init).items()})
     x_forward = np.empty((T + 1, len(x0)))
-    x_forward[0] = x
+    x_forward[0] = state[0]
     for t in range(T):
-        a, b, omb = coeffs[t]
-        g = np.asarray(gradx(x.astype(np.float64), m, t), dtype=np.float64).astype(ft)
-        v = b * v - omb * g
-        x = x + a * v
-        x_forward[t + 1] = x
+        g = np.asarray(gradx(state[0].astype(np.float64), m, t), dtype=np.float64).astype(ft)
+        state = plan.step(state, g, coeffs[t])
+        x_forward[t + 1] = state[0]
 
-    value, dx, dm = f(x.astype(np.float64), m)
+    value, dx, dm = f(state[0].astype(np.float64), m)
     x_recovered = np.empty_like(x_forward)
-    x_recovered[T] = x
-    state = {"x": x, "v": v}
+    x_recovered[T] = state[0]
+    walk = {"state": state}
 
     def naive_steps():
-        # x_t = x_{t+1} - a v_{t+1}; g_t at that x; v_t = (v_{t+1} + (1 - b) g_t) / b
         for t in range(T - 1, -1, -1):
-            a, b, omb = coeffs[t]
-            post = [state["v"].astype(np.float64)]
-            state["x"] = state["x"] - a * state["v"]
-            xf = state["x"].astype(np.float64)
+            post = [a.astype(np.float64) for a in walk["state"][1:n]]
+            walk["state"] = plan.unstep_x(walk["state"], coeffs[t])
+            xf = walk["state"][0].astype(np.float64)
             g, vjp = hvp(xf, m, t)
-            state["v"] = (state["v"] + omb * g.astype(ft)) / b
+            walk["state"] = plan.unstep_rest(walk["state"], g.astype(ft), coeffs[t])
             x_recovered[t] = xf
-            yield t, post, [state["v"].astype(np.float64)], g, vjp
+            yield t, post, [a.astype(np.float64) for a in walk["state"][1:n]], g, vjp
 
     with np.errstate(all="ignore"):   # overflow to inf/NaN is part of what we show
         adj, dm = reverse_accumulate(plan, naive_steps(), dx, dm, check=False)
         err = np.max(np.abs(x_recovered[0] - x_forward[0]))
     d_opt, d_init = plan.gradients(adj)
     return NaiveHypergradResult(
-        meta_loss=value, d_x0=adj["x"], d_v0=d_init["v"], d_alphas=d_opt.alphas,
-        d_betas=d_opt.betas, d_meta=dm if meta is None else unflatten(dm),
+        meta_loss=value, d_x0=adj["x"], d_v0=d_init.get("v"), d_alphas=d_opt.alphas,
+        d_betas=getattr(d_opt, "betas", None), d_meta=dm if meta is None else unflatten(dm),
         x_forward=x_forward, x_recovered=x_recovered,
-        x0_error=float(err) if np.isfinite(err) else float("inf"), dtype=ft, T=T)
+        x0_error=float(err) if np.isfinite(err) else float("inf"), dtype=ft, T=T,
+        d_optimizer=d_opt)

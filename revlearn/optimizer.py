@@ -10,10 +10,13 @@ once and then talk to the returned ``Plan``:
 state
     ``names``: the state arrays, x first (("x", "v") for momentum).
     ``formats(frac_bits)``: the fixed-point fractional bits of each.
-float arithmetic (plain training, the unrolled oracle, checkpointing)
-    ``float_init(x0, init)`` and ``float_step(state, g, t, hyper=None)``:
-    one step, written so autograd can trace it when ``hyper`` holds the
-    hyperparameters as autograd boxes (``hyper_arrays()`` gives them plain).
+float arithmetic (plain training, the unrolled oracle, checkpointing, naive reversal)
+    ``float_init(x0, init)``; ``coefficients(t, hyper=None)``: the step's
+    numbers at iteration t (from ``hyper``, the hyperparameters as autograd
+    boxes, or from ``hyper_arrays()``); ``step(state, g, coeffs)``: one step,
+    in whatever arithmetic the arrays and coefficients have (float64, float16,
+    autograd boxes); ``unstep_x(state, coeffs)`` and ``unstep_rest(state, g,
+    coeffs)``: the same step undone naively, for contrast.
 exact arithmetic
     ``exact_step(S, g, t)``: S, a list of ``ExactArray``, from t to t + 1.
     ``exact_unstep_x(S, post, t)``: x_{t+1} -> x_t, given ``post``, the float
@@ -68,6 +71,10 @@ class Plan:
     def zeros(self):
         """A zero array shaped like the schedules, for their gradients."""
         return np.zeros_like(next(iter(self.schedules.values())))
+
+    def float_step(self, state, g, t, hyper=None):
+        """``step`` with iteration t's coefficients."""
+        return self.step(state, g, self.coefficients(t, hyper))
 
     def formats(self, frac_bits):
         return (frac_bits,) * len(self.names)

@@ -228,3 +228,26 @@ def test_adam_in_threads_gets_the_serial_answer():
     for r in got:
         np.testing.assert_array_equal(r.d_meta, want.d_meta)
         np.testing.assert_array_equal(r.d_optimizer.alphas, want.d_optimizer.alphas)
+
+
+@pytest.mark.parametrize("b1, b2", [(0.5, 0.999), (0.9, 0.5), (0.8, 0.99)])
+def test_naive_adam_reversal_fails_after_p_over_the_larger_loss_rate(b1, b2):
+    """Undoing each average divides by its beta: the faster-forgetting one sets the pace,
+    so float64 reversal fails after about 53 / max(log2(1/beta1), log2(1/beta2)) steps."""
+    train_loss, _, x0 = tanh_regression(20, 0)
+    T = 600
+    r = rl.reverse_naive(train_loss, x0, optimizer=Adam(np.full(T, 0.01), np.full(T, b1),
+                                                        np.full(T, b2)), precision="float64")
+    predicted = 53 / max(np.log2(1 / b1), np.log2(1 / b2))
+    assert r.steps_to_failure() == pytest.approx(predicted, rel=0.3)
+
+
+def test_naive_adam_refuses_mpmath_and_its_hypergradient_is_fine_while_short():
+    from revlearn.naive_hypergrad import naive_hypergrad
+    train_loss, meta_loss, x0 = tanh_regression(5, 2)
+    opt = Adam(np.full(15, 0.01), np.full(15, 0.9), np.full(15, 0.999))
+    with pytest.raises(ValueError, match="momentum SGD only"):
+        rl.reverse_naive(train_loss, x0, optimizer=opt, precision=40)
+    naive = naive_hypergrad(train_loss, meta_loss, x0, optimizer=opt, dtype="float64")
+    exact = hypergrad(train_loss, meta_loss, x0, optimizer=opt)
+    np.testing.assert_allclose(naive.d_optimizer.alphas, exact.d_optimizer.alphas, rtol=1e-6)
