@@ -342,3 +342,84 @@ def sweep_lyapunov(problem, log_alphas, T, *, seed=0, chunk=200):
                                     seed=[seed, part.start])
         out[:, part] = lyap.log_growth
     return Lyapunov(out)
+
+
+@dataclass
+class LogAlphaDescent:
+    """A run of ``descend_log_alpha``: what each meta-iteration i saw.
+
+    ``log_alphas[i]`` was evaluated, giving the final training loss ``loss[i]`` and
+    its exact derivative ``hypergrad[i]``; the step from it led to
+    ``log_alphas[i + 1]``.  ``stopped_at`` is the meta-iteration at which the stop
+    rule fired (no step was taken from it), ``failure`` says why a run ended early
+    because training could not be run (None if it did not).
+    """
+    log_alphas: np.ndarray
+    loss: np.ndarray
+    hypergrad: np.ndarray
+    T: int
+    step_size: float
+    stopped_at: int = None
+    failure: str = None
+
+    def __len__(self):
+        return len(self.loss)
+
+    @property
+    def best(self):
+        """The meta-iteration with the lowest loss: the result to keep."""
+        return int(np.argmin(self.loss))
+
+
+def first_growth(hypergrads, factor=2.0):
+    """The first meta-iteration whose |hypergradient| exceeds ``factor`` times the
+    smallest one before it: where "stop when the meta-gradient's magnitude starts to
+    grow" (Maclaurin et al. 2015) stops.  None if it never does.  A factor above 1
+    lets small wobbles pass and catches the growth that comes with chaos."""
+    if not factor >= 1:
+        raise ValueError(f"factor must be >= 1 (how many times the smallest |gradient| so far "
+                         f"counts as growth), got {factor!r}")
+    g = np.abs(np.asarray(hypergrads, dtype=float))
+    for i in range(1, len(g)):
+        if g[i] > factor * g[:i].min():
+            return i
+    return None
+
+
+def descend_log_alpha(problem, log_alpha, T, *, step_size, n_iters, stop_growth=None):
+    """Plain gradient descent on one constant step size, in log alpha, with exact
+    hypergradients: log alpha <- log alpha - step_size * d loss / d log alpha.
+
+    Each of at most ``n_iters`` meta-iterations trains ``problem`` for T steps from
+    the same initial weights (``sweep`` at one point).  With ``stop_growth`` (e.g.
+    2) the run stops at the first meta-iteration whose |gradient| is more than
+    ``stop_growth`` times the smallest so far (``first_growth``).  A step that
+    throws alpha out of range (training overflows) ends the run, recorded in
+    ``failure``.  Returns a ``LogAlphaDescent``.
+    """
+    if isinstance(n_iters, bool) or not isinstance(n_iters, (int, np.integer)) or n_iters < 1:
+        raise ValueError(f"n_iters must be a whole number >= 1, got {n_iters!r}")
+    if not (np.isfinite(step_size) and step_size > 0):
+        raise ValueError(f"step_size must be a positive number, got {step_size!r}")
+    la = float(_log_alphas([log_alpha])[0])
+    seen, loss, grad = [], [], []
+    stopped, failure = None, None
+    for i in range(int(n_iters)):
+        if la > np.log(np.finfo(float).max):
+            failure = f"log alpha = {la:.3g}: alpha overflows a float"
+            break
+        try:
+            with np.errstate(over="ignore", invalid="ignore"):   # overflow is caught below
+                s = sweep(problem, [la], T)
+        except (OverflowError, FloatingPointError) as e:
+            failure = f"training diverged at log alpha = {la:.3g} ({type(e).__name__})"
+            break
+        seen.append(la)
+        loss.append(s.loss[0])
+        grad.append(s.hypergrad[0])
+        if stop_growth is not None and first_growth(grad, stop_growth) == i:
+            stopped = i
+            break
+        la = la - step_size * s.hypergrad[0]
+    return LogAlphaDescent(np.array(seen), np.array(loss), np.array(grad), int(T),
+                           float(step_size), stopped, failure)

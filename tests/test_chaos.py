@@ -186,3 +186,64 @@ def test_make_problem_takes_other_data_such_as_mnist_sized_inputs():
     assert len(p.data) == 30 and p.net.n_params == 784 * 6 + 6 + 6 * 10 + 10
     s = chaos.sweep(p, [0.5, 1.0], 3, chunk=1)
     assert s.exact and np.isfinite(s.hypergrad).all()
+
+
+# -- the paper's remedies: start from the left, stop when the meta-gradient grows ----------------
+@pytest.mark.parametrize("grads, factor, expected", [
+    ([0.4, 0.3, 0.2, 0.1], 2, None),             # shrinking: never stop
+    ([0.4, 0.3, 0.35, 0.1], 2, None),            # a small wobble is not growth
+    ([0.4, 0.1, 0.25, 0.1], 2, 2),               # 0.25 > 2 * 0.1
+    ([-0.4, 0.05, -0.3], 2, 2),                  # magnitudes, not signs
+    ([0.4, 0.1, 0.15], 1, 2),                    # factor 1: any growth above the minimum
+    ([5.0], 2, None),
+])
+def test_first_growth(grads, factor, expected):
+    assert chaos.first_growth(grads, factor) == expected
+
+
+def test_first_growth_refuses_a_factor_below_one():
+    with pytest.raises(ValueError, match="factor"):
+        chaos.first_growth([1.0, 2.0], 0.5)
+
+
+def test_descent_steps_down_the_exact_hypergradient(problem):
+    T = 5
+    r = chaos.descend_log_alpha(problem, 1.0, T, step_size=3.0, n_iters=3)
+    assert len(r) == 3 and r.stopped_at is None and r.failure is None
+    for i in range(3):
+        h = 1e-5   # each recorded derivative is the slope of single-network training
+        fd = (single_run_loss(problem, r.log_alphas[i] + h, T) -
+              single_run_loss(problem, r.log_alphas[i] - h, T)) / (2 * h)
+        assert r.hypergrad[i] == pytest.approx(fd, rel=1e-5, abs=1e-9)
+        assert r.loss[i] == pytest.approx(single_run_loss(problem, r.log_alphas[i], T), rel=1e-9)
+    np.testing.assert_allclose(r.log_alphas[1:], r.log_alphas[:-1] - 3.0 * r.hypergrad[:-1],
+                               rtol=1e-15)
+    assert r.best == int(np.argmin(r.loss))
+
+
+def test_descent_stops_where_the_gradient_grows(problem):
+    free = chaos.descend_log_alpha(problem, 1.0, 5, step_size=5.0, n_iters=5)
+    stop = chaos.first_growth(free.hypergrad, 2)
+    assert stop is not None, "pick settings where the gradient grows, or the test tests nothing"
+    ruled = chaos.descend_log_alpha(problem, 1.0, 5, step_size=5.0, n_iters=5, stop_growth=2)
+    assert ruled.stopped_at == stop and len(ruled) == stop + 1
+    np.testing.assert_array_equal(ruled.log_alphas, free.log_alphas[:stop + 1])
+    # without the rule the next steps land where alpha = exp(log alpha) is about 0: training
+    # stands still, the loss is the untrained one, the gradient with respect to log alpha ~ 0
+    assert free.log_alphas[-1] < -100 and abs(free.hypergrad[-1]) < 1e-100
+    assert free.loss[-1] == pytest.approx(problem.final_loss(problem.x0), rel=1e-12)
+
+
+def test_a_step_that_throws_alpha_out_of_range_ends_the_run(problem):
+    r = chaos.descend_log_alpha(problem, 1.0, 10, step_size=5.0, n_iters=4)
+    assert r.hypergrad[-1] > 0 or r.failure is not None
+    assert r.failure is not None and "training diverged at log alpha" in r.failure
+    assert len(r) == 2 and r.stopped_at is None    # it recorded what it evaluated, then ended
+
+
+@pytest.mark.parametrize("kwargs, match", [(dict(n_iters=0), "n_iters"),
+                                           (dict(step_size=0.0), "step_size"),
+                                           (dict(step_size=float("nan")), "step_size")])
+def test_descent_refuses_bad_settings(problem, kwargs, match):
+    with pytest.raises(ValueError, match=match):
+        chaos.descend_log_alpha(problem, 1.0, 3, **{"step_size": 1.0, "n_iters": 2, **kwargs})

@@ -80,9 +80,15 @@ def draw_meta_iteration(fig, run, i, shown=None):
 
     steps = np.arange(run.problem.T)
     for name, values in (("alpha", run.alphas), ("beta", run.betas)):
-        ax[name].plot(steps, values(0), "--", color=cmap(norm(0)), lw=1.2, label="meta-iteration 0")
+        if i != 0:
+            ax[name].plot(steps, values(0), "--", color=cmap(norm(0)), lw=1.2,
+                          label="meta-iteration 0")
         ax[name].plot(steps, values(i), color=CURRENT, lw=2, label=f"meta-iteration {i}")
-        ax[name].set(xlabel="elementary iteration t")
+        # the same limits for every meta-iteration, so that moving the slider compares them
+        everything = np.concatenate([values(j) for j in range(n)])
+        lo, hi = everything.min(), everything.max()
+        pad = 0.08 * (hi - lo) if hi > lo else 0.05 * abs(hi)
+        ax[name].set(xlabel="elementary iteration t", ylim=(lo - pad, hi + pad))
         ax[name].legend(loc="best", fontsize=8)
     ax["alpha"].set(ylabel=r"step size $\alpha_t$", title="learned schedules")
     ax["beta"].set(ylabel=r"momentum decay $\beta_t$")
