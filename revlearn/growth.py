@@ -9,8 +9,10 @@ tape stores even more.  This module measures all of that: bits per step
 (against the theory), savings factors, the price of writing beta as n/d, the
 memory of the unrolled autograd baseline, and the speed of the two buffers.
 """
+import gc
 import math
 import time
+import tracemalloc
 from dataclasses import dataclass
 
 import numpy as np
@@ -187,6 +189,42 @@ def memory_comparison(train_loss, meta_loss, x0, alphas, betas, meta=None):
     _, unrolled_peak = peak_memory(hypergrad_unrolled, train_loss, meta_loss, x0, alphas, betas,
                                    meta)
     return MemoryComparison(len(alphas), exact_peak, unrolled_peak, res.buffer_bits / 8)
+
+
+@dataclass
+class MemoryLeftBehind:
+    """What a call allocated (bytes, as ``tracemalloc`` counts them): its peak, what was
+    still allocated right after it returned, and what remained after ``gc.collect()``."""
+    peak: int
+    held: int
+    held_after_gc: int
+
+
+def memory_left_behind(fn, *args, **kwargs):
+    """Run ``fn(*args, **kwargs)`` under ``tracemalloc``; return ``(result, MemoryLeftBehind)``.
+
+    Why the three numbers: CPython does not hand every freed small object back to
+    the allocator.  Freed tuples, for instance, wait on a *free list* (up to 2,000
+    of each length in CPython 3.11) to be reused, and ``tracemalloc`` still counts
+    them as allocated.  ``gc.collect()`` empties the free lists, so memory that is
+    ``held`` after the call but gone after the collection was free-list memory, not
+    data the computation kept.  (The result itself is still alive in both.)
+    """
+    gc.collect()
+    already = tracemalloc.is_tracing()
+    if not already:
+        tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        base = tracemalloc.get_traced_memory()[0]
+        result = fn(*args, **kwargs)
+        held, peak = tracemalloc.get_traced_memory()
+        gc.collect()
+        after = tracemalloc.get_traced_memory()[0]
+    finally:
+        if not already:
+            tracemalloc.stop()
+    return result, MemoryLeftBehind(peak - base, held - base, after - base)
 
 
 def stored_float_bytes(n_params, T, float_bits=64):
