@@ -1,7 +1,8 @@
 """The 2-D toy problem: momentum SGD down a curved, non-convex valley.
 
-The paper's Figure 1 trains a two-parameter model for 50 iterations so that the
-whole training trajectory fits in one picture.  Ours walks down the valley
+The paper's Fig. 1 uses a model with two weights so that whole training
+trajectories fit in one picture (it does not give the function).  Ours walks
+down the valley
 
     L(u, w) = 2 (w - sin u)^2 + 0.1 (u - 1)^2,
 
@@ -61,8 +62,8 @@ class ToyProblem:
 
 
 def toy_problem(T=50, alpha=0.5, beta=0.9, x0=X0):
-    """The toy set-up of the paper's Figure 1: T = 50 iterations of momentum SGD
-    with constant step size ``alpha`` and decay ``beta`` from ``x0``.
+    """Our stand-in for the toy of the paper's Fig. 1: T (default 50) iterations of
+    momentum SGD with constant step size ``alpha`` and decay ``beta`` from ``x0``.
 
     Raises ``ValueError`` for a bad T, step size, decay or starting point.
     """

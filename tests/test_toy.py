@@ -37,7 +37,7 @@ def test_surface_agrees_with_pointwise_loss():
     assert Z[3, 5] == valley_loss(np.array([U[3, 5], W[3, 5]]))
 
 
-def test_default_problem_is_the_papers_toy_setting():
+def test_default_problem_is_the_notebooks_toy_setting():
     p = toy_problem()
     assert isinstance(p, ToyProblem) and p.T == 50
     np.testing.assert_array_equal(p.x0, X0)
