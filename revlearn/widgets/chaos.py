@@ -45,11 +45,13 @@ def window(center, log10_width, n_points):
     return np.linspace(center - half, center + half, n_points)
 
 
-def tangent_segments(s):
-    """Short segments through each point of Sweep ``s`` with the exact slope there (tangents)."""
-    h = 0.45 * (s.log_alphas[1] - s.log_alphas[0])
+def tangent_segments(s, length=0.9, every=1):
+    """Segments through every ``every``-th point of Sweep ``s`` with the exact slope there
+    (the tangents), each ``length`` grid spacings long, for a ``LineCollection``."""
+    h = 0.5 * length * (s.log_alphas[1] - s.log_alphas[0])
+    pts = slice(None, None, int(every))
     return [[(a - h, y - g * h), (a + h, y + g * h)]
-            for a, y, g in zip(s.log_alphas, s.loss, s.hypergrad)]
+            for a, y, g in zip(s.log_alphas[pts], s.loss[pts], s.hypergrad[pts])]
 
 
 def _readout(s):
