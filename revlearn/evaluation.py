@@ -17,6 +17,8 @@ from numbers import Integral, Real
 
 import numpy as np
 
+from .progress import Progress
+
 __all__ = ["Spread", "Comparison", "on_seeds", "compare", "table"]
 
 
@@ -64,6 +66,7 @@ class Comparison:
     verdict: str
     a_lower_on: object
     n: int
+    unit: str = "seeds"
 
     def __str__(self):
         if self.verdict == "tie":
@@ -71,7 +74,7 @@ class Comparison:
         else:
             text = f"{self.verdict} by {abs(self.difference):.2g} (spread {self.spread:.2g})"
         if self.a_lower_on is not None:
-            text += f", lower on {self.a_lower_on} of {self.n} seeds"
+            text += f", lower on {self.a_lower_on} of {self.n} {self.unit}"
         return text
 
 
@@ -93,17 +96,18 @@ def _check_seeds(seeds, exclude):
     return [int(s) for s in seeds]
 
 
-def on_seeds(score, seeds, *, exclude=()):
+def on_seeds(score, seeds, *, exclude=(), progress=None):
     """Run ``score(seed)`` for every seed and collect the results as ``Spread``s.
 
     ``score`` returns a number or a dict of numbers (e.g. {"train_loss": ...,
     "test_loss": ...}); the result is then a ``Spread`` or a dict of them.
     ``exclude`` holds the seeds used while tuning (e.g. one per meta-iteration):
     evaluating on any of them raises, because a seed the hyperparameters were
-    fitted to flatters them.
+    fitted to flatters them.  ``progress="label"`` shows a progress bar.
     """
     seeds = _check_seeds(seeds, exclude)
-    results = [score(s) for s in seeds]
+    loop = seeds if not progress else Progress(seeds, desc=str(progress))
+    results = [score(s) for s in loop]
     if all(isinstance(r, dict) for r in results):
         keys = list(results[0])
         for s, r in zip(seeds, results):
@@ -124,14 +128,15 @@ def _numbers(values, name, seeds):
     return np.array(out)
 
 
-def compare(a, b):
+def compare(a, b, unit="seeds"):
     """Compare ``Spread`` a with ``Spread`` b, lower being better (losses, error rates).
 
     A difference of the means no larger than the larger standard deviation is a
     tie: that is how far one seed's result typically lies from the mean, so a
     smaller difference is not one a reader could count on.  When a and b were
     measured on the same seeds (same n), ``a_lower_on`` counts the seeds where
-    a was lower, the paired view of the same numbers.
+    a was lower, the paired view of the same numbers (``unit`` names them in the
+    text, e.g. "splits").
     """
     if not isinstance(a, Spread) or not isinstance(b, Spread):
         raise TypeError(f"compare takes two Spreads (from on_seeds), got "
@@ -143,7 +148,7 @@ def compare(a, b):
     else:
         verdict = "lower" if difference < 0 else "higher"
     paired = int(np.sum(a.values < b.values)) if a.n == b.n else None
-    return Comparison(difference, spread, verdict, paired, a.n)
+    return Comparison(difference, spread, verdict, paired, a.n, unit)
 
 
 def table(rows, columns=None, fmt=".3f", name_width=None):

@@ -52,6 +52,28 @@ class MetaHistory:
         get = (lambda p: p) if get is None else get
         return np.array([np.asarray(get(p)) for p in self.params])
 
+    def gradient_growth(self, factor=10.0, window=5):
+        """The first meta-iteration at which the hypergradient has grown: the paper's stopping rule.
+
+        Maclaurin et al. stopped meta-optimization "when the meta-gradient's magnitude starts
+        to grow", a sign that the hyperparameters reached the chaotic region where the
+        gradient no longer describes the meta-loss (notebook 05).  Here: the first i at which
+        the mean of ``grad_norm`` over meta-iterations i - window + 1 .. i exceeds ``factor``
+        times the smallest such mean before it.  Returns None if that never happens.
+        """
+        if not (factor > 1) or int(window) != window or window < 1:
+            raise ValueError(f"factor must be > 1 and window a whole number >= 1, got "
+                             f"factor={factor!r}, window={window!r}")
+        window = int(window)
+        g = np.asarray(self.grad_norm, dtype=float)
+        lowest = np.inf
+        for i in range(window - 1, len(g)):
+            mean = g[i - window + 1:i + 1].mean()
+            if mean > factor * lowest:
+                return i
+            lowest = min(lowest, mean)
+        return None
+
     def best(self, key=None):
         """Index of the meta-iteration with the lowest meta-loss (or lowest ``info[key]``)."""
         if not self.meta_loss:

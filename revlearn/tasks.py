@@ -13,8 +13,9 @@ i's weights layer by layer as
     w_i[layer l] = sum_j T_l[i, j] z_j[layer l]
 
 with one task-mixing matrix T_l per layer.  T_l = identity gives separate
-networks, T_l = ones / n_tasks gives one fully tied network, and anything in
-between is partial sharing.  Training moves z (the parameters); the mixing
+networks, equal entries tie the tasks' weights in that layer (the paper's tied
+baseline shares only the lowest layer: ``tied_lowest_layer``), and anything in
+between is partial sharing; ``sharing_correlation`` says how much.  Training moves z (the parameters); the mixing
 matrices are hyperparameters, learned with the exact hypergradient.
 """
 from dataclasses import dataclass
@@ -144,6 +145,50 @@ def mixing_matrices(n_tasks, n_layers, sharing):
     s = onp.broadcast_to(onp.asarray(sharing, dtype=float), (n_layers,))
     eye, full = onp.eye(n_tasks), onp.full((n_tasks, n_tasks), 1.0 / n_tasks)
     return onp.stack([(1 - si) * eye + si * full for si in s])
+
+
+def tied_lowest_layer(n_tasks, n_layers, value=None):
+    """The paper's *tied* baseline: one shared lowest layer, separate layers above it.
+
+    Mixing matrices (n_layers, n_tasks, n_tasks): identity in every layer except the
+    first, whose entries are all equal, so every task gets the same first-layer
+    weights (the usual multi-task design).  The paper calls them "all ones"; the
+    default value 1/sqrt(n_tasks) makes the shared layer train exactly like a single
+    layer trained on all tasks' losses with the same step size and starting from
+    the same initial scale: its weights w = sum_j z_j / sqrt(n) start with the
+    variance of one z_j, every z_j gets the gradient g / sqrt(n), and so w moves by
+    n / sqrt(n)**2 = 1 times the step a single shared layer would take.  With
+    value = 1 the shared layer starts sqrt(n) times larger and takes n times larger
+    steps; with 1/n, n times smaller steps.
+    """
+    if n_layers < 2:
+        raise ValueError(f"a tied lowest layer needs at least 2 layers (one to share, one to "
+                         f"keep separate), got n_layers={n_layers}")
+    value = 1 / onp.sqrt(n_tasks) if value is None else float(value)
+    mixing = mixing_matrices(n_tasks, n_layers, 0.0)
+    mixing[0] = value
+    return mixing
+
+
+def sharing_correlation(mixing):
+    """The correlation between tasks' weights that mixing matrices imply, layer by layer.
+
+    With independent latent weights of equal variance, task i's and task j's weights in
+    layer l have covariance C = T_l T_l^T, so their correlation is C_ij / sqrt(C_ii C_jj):
+    1 means the two tasks use the same weights, 0 that they share nothing.  This is
+    how the paper normalized its learned matrices for display.  ``mixing`` is
+    (n_tasks, n_tasks) or (n_layers, n_tasks, n_tasks); the result has its shape.
+    """
+    m = onp.asarray(mixing, dtype=float)
+    if m.ndim not in (2, 3) or m.shape[-1] != m.shape[-2]:
+        raise ValueError(f"mixing must be square matrices (n_tasks, n_tasks) or a stack of them "
+                         f"(n_layers, n_tasks, n_tasks), got shape {m.shape}")
+    C = m @ onp.swapaxes(m, -1, -2)
+    d = onp.sqrt(onp.diagonal(C, axis1=-2, axis2=-1))
+    if (d == 0).any():
+        raise ValueError("a row of a mixing matrix is all zeros: that task has no weights, so its "
+                         "correlation with the others is undefined")
+    return C / (d[..., :, None] * d[..., None, :])
 
 
 class MultiTaskNet:

@@ -64,6 +64,7 @@ def test_compare_calls_differences_inside_the_spread_a_tie():
     assert far.verdict == "lower" and far.a_lower_on == 3
     assert compare(b, Spread([0.5, 0.6, 0.7])).verdict == "higher"
     assert compare(a, Spread([1.0, 2.0])).a_lower_on is None   # different seeds: no pairing
+    assert str(compare(far_a := Spread([0.5, 0.6, 0.7]), b, unit="splits")).endswith("lower on 3 of 3 splits")
     with pytest.raises(TypeError, match="Spreads"):
         compare(1.0, b)
 
@@ -78,3 +79,10 @@ def test_table_lines_up_mean_and_sd():
     assert lines[2].split() == ["constant", "0.20", "±", "0.00", "1.00", "±", "0.14"]
     assert len(set(len(line) for line in lines)) == 1
     assert table(rows, columns=["test"]).splitlines()[0].split() == ["test"]
+
+
+def test_on_seeds_with_a_progress_bar_scores_every_seed_once(capsys):
+    calls = []
+    out = on_seeds(lambda s: calls.append(s) or float(s), [5, 6, 7], progress="seeds")
+    assert calls == [5, 6, 7] and out.mean == 6.0
+    assert "seeds" in capsys.readouterr().err      # tqdm writes its bar to stderr

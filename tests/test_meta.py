@@ -158,3 +158,26 @@ def test_structure_check_in_nested_lists():
     with pytest.raises(ValueError, match=r"grad_params\[1\]\[0\] is an array of shape \(1,\)"):
         meta_optimize(lambda p, i: (0.0, [np.zeros(2), [np.zeros(1), np.zeros(3)]], {}), params,
                       n_iters=1, step_size=0.1, progress=False)
+
+
+def test_gradient_growth_finds_where_the_hypergradient_blows_up():
+    h = MetaHistory()
+    # falls from 1 to 0.1, flat, then grows by 10x per meta-iteration from i = 12 on
+    norms = [1.0, 0.6, 0.4, 0.3, 0.2, 0.15, 0.1, 0.1, 0.1, 0.1, 0.1, 0.1, 1.0, 10.0, 100.0]
+    h.grad_norm = norms
+    # oracle by hand, window 1: the first i with norm > 10 * min(norms[:i]) = 1.0 -> i = 13
+    assert h.gradient_growth(factor=10, window=1) == 13
+    # window 3: means 0.667, 0.433, 0.3, 0.217, 0.15, 0.117, 0.1, 0.1, 0.1, 0.1, 0.4 (i=12),
+    # 3.7 (i=13): 3.7 > 10 * 0.1
+    assert h.gradient_growth(factor=10, window=3) == 13
+    assert h.gradient_growth(factor=3, window=3) == 12
+    assert h.gradient_growth(factor=2000, window=1) is None
+    with pytest.raises(ValueError, match="factor"):
+        h.gradient_growth(factor=1.0)
+    with pytest.raises(ValueError, match="window"):
+        h.gradient_growth(window=0)
+
+
+def test_gradient_growth_on_a_real_run_stays_quiet_on_a_convex_problem():
+    h = adam(quadratic, start(), n_iters=200, step_size=0.05, progress=False)
+    assert h.gradient_growth(factor=10, window=5) is None

@@ -4,7 +4,8 @@ import numpy as onp
 import pytest
 
 import revlearn as rl
-from revlearn.tasks import MultiTaskNet, make_rotated_tasks, mixing_matrices, rotate_images
+from revlearn.tasks import (MultiTaskNet, make_rotated_tasks, mixing_matrices, rotate_images,
+                            sharing_correlation, tied_lowest_layer)
 
 
 def test_rotation_moves_each_pixel_counter_clockwise():
@@ -177,3 +178,58 @@ def test_hypergradient_through_mixing_matrices_matches_finite_differences(tiny):
         fd[idx] = (f(mixing + e) - f(mixing - e)) / (2 * eps)
     assert onp.abs(fd).max() > 1e-3  # the check is not trivially passing on zeros
     onp.testing.assert_allclose(result.d_meta, fd, rtol=1e-5, atol=1e-8)
+
+
+def test_tied_lowest_layer_trains_exactly_like_one_shared_first_layer():
+    """Oracle: a net with ONE first layer u shared by all tasks and separate upper layers,
+    trained on the sum of the task losses with the same momentum SGD, from
+    u0 = sum_j z0_j / sqrt(n): its u must be every task's first layer at every step."""
+    tasks = make_rotated_tasks(((0, 1), (2, 3)), (0, 1), n_train=2, n_valid=3, seed=1)
+    net = MultiTaskNet([64, 4, 3, 2], tasks)
+    n, P = net.n_tasks, net.net.n_params
+    mixing = tied_lowest_layer(n, net.n_layers)
+    assert onp.array_equal(mixing[1], onp.eye(n)) and onp.allclose(mixing[0], 1 / onp.sqrt(n))
+    T, alphas, betas = 6, onp.full(6, 0.5), onp.full(6, 0.9)
+    z0 = net.init(0.3, seed=4)
+
+    def tied_loss(z, m, t):
+        return net.n_tasks * net.loss(z, m, "train")
+
+    first = net.layer_slices[0]
+    k = first.stop - first.start
+    Z0 = z0.reshape(n, P)
+    shared0 = onp.concatenate([Z0[:, first].sum(0) / onp.sqrt(n), Z0[:, first.stop:].ravel()])
+
+    def shared_loss(y, m, t):
+        u, upper = y[:k], np.reshape(y[k:], (n, P - k))
+        return sum(net.net.loss(np.concatenate([u, upper[i]]), *task.data("train"))
+                   for i, task in enumerate(tasks))
+
+    z_T = rl.train(tied_loss, z0, alphas, betas, mixing).x_final
+    y_T = rl.train(shared_loss, shared0, alphas, betas).x_final
+    W = net.task_weights(z_T, mixing)
+    for i in range(n):
+        onp.testing.assert_allclose(W[i, first], y_T[:k], rtol=1e-10, atol=1e-12)
+        onp.testing.assert_allclose(W[i, first.stop:], y_T[k:].reshape(n, P - k)[i],
+                                    rtol=1e-10, atol=1e-12)
+    assert onp.abs(W[0, first] - shared0[:k]).max() > 1e-2      # training moved it
+    with pytest.raises(ValueError, match="at least 2 layers"):
+        tied_lowest_layer(4, 1)
+
+
+def test_sharing_correlation_matches_sampled_weights():
+    rng = onp.random.default_rng(0)
+    T = onp.eye(4) + 0.6 * rng.standard_normal((4, 4))
+    R = sharing_correlation(T)
+    # oracle: draw independent standard-normal latent weights, mix them, correlate
+    z = rng.standard_normal((4, 200_000))
+    onp.testing.assert_allclose(R, onp.corrcoef(T @ z), atol=0.01)
+    onp.testing.assert_allclose(onp.diag(R), 1.0)
+    onp.testing.assert_allclose(sharing_correlation(onp.eye(3)), onp.eye(3))
+    stack = sharing_correlation(tied_lowest_layer(3, 2))
+    onp.testing.assert_allclose(stack[0], onp.ones((3, 3)))
+    onp.testing.assert_allclose(stack[1], onp.eye(3))
+    with pytest.raises(ValueError, match="square"):
+        sharing_correlation(onp.ones((2, 3)))
+    with pytest.raises(ValueError, match="all zeros"):
+        sharing_correlation(onp.zeros((2, 2)))
