@@ -23,6 +23,7 @@ from autograd.builtins import type as ag_type
 from autograd.misc import flatten
 from autograd.tracer import getval
 
+from .autodiff import LOCK
 from .hypergrad import hypergrad
 
 DEFAULT_MAX_BETA = 1 - 2.0 ** -16
@@ -133,7 +134,9 @@ def hypergrad_through(build, params, train_loss, meta_loss, *, extra_loss=None, 
         built.update({k: (None if out[k] is None else _raw(out[k])) for k in _KEYS})
         return _flat([out[k] for k in _KEYS if out[k] is not None])
 
-    with warnings.catch_warnings():
+    # autograd traces on one global stack: hold revlearn's lock (as hypergrad does) so
+    # that several threads may call this at once without corrupting each other's traces.
+    with LOCK, warnings.catch_warnings():
         # Nothing in build depending on params is allowed (the gradient is then 0).
         warnings.filterwarnings("ignore", message="Output seems independent of input")
         vjp, _ = make_vjp(flat_built)(params)
@@ -142,10 +145,11 @@ def hypergrad_through(build, params, train_loss, meta_loss, *, extra_loss=None, 
     pieces = [result.d_x0, result.d_alphas, result.d_betas]
     if built["meta"] is not None:
         pieces.append(result.d_meta)
-    grad_params = vjp(onp.asarray(_flat(pieces), dtype=onp.float64))
+    with LOCK:
+        grad_params = vjp(onp.asarray(_flat(pieces), dtype=onp.float64))
     value = float(result.meta_loss)
     if extra_loss is not None:
-        with warnings.catch_warnings():
+        with LOCK, warnings.catch_warnings():
             warnings.filterwarnings("ignore", message="Output seems independent of input")
             extra, extra_grad = value_and_grad(extra_loss)(params)
         value += float(extra)
