@@ -228,17 +228,18 @@ class _FusedMLP:
         hs, z = self._forward(x, inputs)
         params = self._params(x)
         delta = (onp.exp(log_softmax(z)) - targets) * (g / z.shape[0])   # _nll_backward
-        deltas, parts = [None] * len(params), []
+        deltas, backs, parts = [None] * len(params), [None] * len(params), []
         for i in range(len(params) - 1, -1, -1):
             deltas[i] = delta
             parts.append(onp.sum(delta, axis=0))                         # _sum_rows
             parts.append(onp.dot(hs[i].T, delta))                        # _t_mm
             if i > 0:
                 y = hs[i]
-                delta = onp.dot(delta, params[i][0].T) * (1 - y * y)    # _mm_t, _tanh_backward
+                backs[i] = onp.dot(delta, params[i][0].T)                # _mm_t
+                delta = backs[i] * (1 - y * y)                           # _tanh_backward
         flat = onp.concatenate([onp.ravel(p) for p in parts[::-1]])
-        self.recent.backward = (x, inputs, targets, g, deltas, flat)
-        return deltas, flat
+        self.recent.backward = (x, inputs, targets, g, (deltas, backs), flat)
+        return (deltas, backs), flat
 
     def _grad(self, x, inputs, targets, g):
         return self._backward(x, inputs, targets, g, reuse=False)[1]
@@ -247,7 +248,7 @@ class _FusedMLP:
         """g * (Hessian of the loss) @ u by the R-operator: forward and backward passes of
         the directional derivative along u, from the stored activations and deltas."""
         hs, z = self._forward(x, inputs)
-        deltas, _ = self._backward(x, inputs, targets, g)
+        (deltas, backs), _ = self._backward(x, inputs, targets, g)
         params, dirs = self._params(x), self._params(u)
         Rh, Rhs = None, [None]
         for i, ((W, b), (U, c)) in enumerate(zip(params, dirs)):
@@ -268,9 +269,8 @@ class _FusedMLP:
             parts.append(RdW)
             if i > 0:
                 y, W, U = hs[i], params[i][0], dirs[i][0]
-                back = onp.dot(delta, W.T)
                 Rdelta = (onp.dot(Rdelta, W.T) + onp.dot(delta, U.T)) * (1 - y * y) \
-                    - back * (2 * y * Rhs[i])
+                    - backs[i] * (2 * y * Rhs[i])
         return onp.concatenate([onp.ravel(q) for q in parts[::-1]])
 
 
