@@ -237,11 +237,12 @@ class ExactArray:
     def _overflow(self, what, amounts, in_grid_units=True, named=False):
         """The OverflowError for the worst of ``amounts`` (integers k, or values)."""
         mags = np.abs(np.asarray(amounts, dtype=np.float64))
-        if in_grid_units:
-            mags = mags * self._inv_scale
-        i = int(np.argmax(mags)) if mags.ndim else 0
+        # the worst element is the one furthest out of its own range (in grid units)
+        units = mags if in_grid_units else mags * self._scale
+        i = int(np.argmax(units)) if units.ndim else 0
         bits = self.frac_bits if np.ndim(self.frac_bits) == 0 else int(self.frac_bits[i])
-        return _overflow(what if named else self._what(what), bits, float(mags.flat[i]))
+        value = float(units.flat[i]) * 2.0 ** -bits
+        return _overflow(what if named else self._what(what), bits, value)
 
     def to_fixed(self, a, what="an increment"):
         """Round a float array to integer multiples of 2**-frac_bits (a new int64 array)."""
