@@ -21,29 +21,61 @@ g(x_t), which needs the very x_t we are looking for.
 The second moment s spans many decades (g**2 of every parameter), and the
 step divides by its square root, so its *relative* precision matters: a fixed
 grid fine enough for a gradient of 1e-5 (s ~ 1e-13) cannot also hold s = 1e6.
-So s gets one fixed-point format per parameter, chosen at the first step (when
-s_0 = 0 and changing the format loses nothing): ``s_precision_bits`` (36) bits
-for its first value, never more than 60 fractional bits and never fewer than
-frac_bits - 6 (a range of at least 2**20: gradients up to about 10**3 by
-default).  A parameter whose gradient later grows by more than about 2**13
-beyond its first one overflows with an error that says so.  Each of m and s
+So s is kept like a floating-point number with exact arithmetic: each
+parameter's s has its own grid, which moves as s does.  At the first step where
+a parameter's gradient is not zero, and whenever its s has shrunk to fewer than
+``s_precision_bits`` - 12 significant bits, the grid gets finer (the integer is
+shifted left: nothing is lost); whenever s is about to outgrow its integer, the
+grid gets coarser and the dropped low bits go into the buffer.  The reverse pass
+undoes each move at the same step (the moves are logged: a few per parameter
+over a run, not one per step).  So s keeps 38 to 59 significant bits at any size
+(its grid is at most 2**-120: smaller values are far below eps and do not matter).
+The first moment m keeps one absolute grid (2**-frac_bits, like x): its
+relative precision is that of the gradient's size (3.5e-12 for a gradient of
+1e-3), which is plenty except for gradients below about 1e-6.  (Refining m's
+grid too would make every sign change of m cost buffer bits.)  Each of m and s
 has its own information buffer, growing by log2(1/beta1) and log2(1/beta2)
-bits per parameter per step.
+bits per parameter per step (plus the rare bits dropped when s's grid coarsens).
 """
 from dataclasses import dataclass
 
 import autograd.numpy as anp
 import numpy as np
+from autograd.extend import defvjp, primitive
 
+from .fixedpoint import MAX_ELEMENT_FRAC_BITS
 from .optimizer import Plan
 
 S_EXTRA_RANGE_BITS = 6      # s = g**2 gets at least 2**6 times the range of x and m
+S_MIN_BITS = 20             # fewer significant bits of s than this count as a coarse grid
+S_CROWDED = 1 << 59         # s's integer may not grow past this: its grid gets coarser first
+S_REFINE_BITS = 12          # a shrinking s's grid gets this much finer at a time
+
+
+@primitive
+def _sqrt(s):
+    """sqrt, whose derivative at s = 0 is taken as 0 (not inf): there m = 0 too, the step is
+    0 whatever s does, and autograd's 0 * inf would turn the unrolled gradient into NaN."""
+    return np.sqrt(s)
+
+
+defvjp(_sqrt, lambda ans, s: lambda g: _half_over(g, ans))
+
+
+@primitive
+def _half_over(g, r):
+    """g / (2 r) where r > 0, else 0."""
+    return np.divide(0.5 * g, r, out=np.zeros(np.shape(r)), where=r > 0)
+
+
+defvjp(_half_over, lambda ans, g, r: lambda u: _half_over(u, r),
+       lambda ans, g, r: lambda u: -2 * _half_over(u * ans, r))    # d/dr g/(2r) = -ans/r
 
 
 def direction(m, s, c1, c2, eps):
     """The bias-corrected Adam direction (m / c1) / (sqrt(s / c2) + eps): one formula,
     used by every path, so the exact forward and reverse passes compute it identically."""
-    return (m / c1) / (anp.sqrt(s / c2) + eps)   # autograd's sqrt: also traced when unrolled
+    return (m / c1) / (_sqrt(s / c2) + eps)
 
 
 @dataclass
@@ -61,7 +93,7 @@ class Adam:
     beta1s: object
     beta2s: object
     eps: float = 1e-8
-    s_precision_bits: int = 36    # bits of s's first value (a storage format, not differentiated)
+    s_precision_bits: int = 50    # significant bits kept for s (a storage format, not differentiated)
 
     def bind(self, n_params, groups=None, denominator_bits=16):
         """The checked schedules for ``n_params`` parameters: an ``AdamPlan``."""
@@ -84,8 +116,8 @@ class AdamPlan(Plan):
                              f"{eps!r}: it keeps the step finite where the second moment is 0")
         self.eps = float(eps)
         bits = opt.s_precision_bits
-        if isinstance(bits, bool) or not isinstance(bits, (int, np.integer)) or not 8 <= bits <= 52:
-            raise ValueError(f"s_precision_bits must be a whole number in 8..52, got {bits!r}")
+        if isinstance(bits, bool) or not isinstance(bits, (int, np.integer)) or not 24 <= bits <= 56:
+            raise ValueError(f"s_precision_bits must be a whole number in 24..56, got {bits!r}")
         self.s_precision_bits = int(bits)
         for name in ("beta1s", "beta2s"):
             if (self.schedules[name] >= 1).any():
@@ -148,31 +180,91 @@ class AdamPlan(Plan):
                 self.groups.per_param(self.corrections["beta1s"], t),
                 self.groups.per_param(self.corrections["beta2s"], t))
 
-    def s_formats(self, first, frac_bits):
-        """Fractional bits of each parameter's s, from its first value ``first``."""
-        low = frac_bits - S_EXTRA_RANGE_BITS
-        with np.errstate(divide="ignore"):
-            bits = self.s_precision_bits - np.floor(np.log2(first))
-        return np.clip(np.where(first > 0, bits, low), low, 60).astype(np.int64)
+    def _refine(self, E, inc, name, t):
+        """Finer grids for s (``E``) where the increment ``inc`` is nonzero for the first
+        time (sized so the first value keeps s_precision_bits bits) or where the value has
+        shrunk (12 bits at a time).  Nothing is lost: the integers are shifted left."""
+        target = self.s_precision_bits
+        moves = []
+        unset = self._unset[name]
+        if len(unset):
+            fresh = unset[inc[unset] != 0]
+            if len(fresh):
+                bits = np.broadcast_to(E.frac_bits, (len(inc),))[fresh]
+                want = np.floor(target - 1 - np.log2(np.abs(inc[fresh]))).astype(np.int64)
+                delta = np.clip(want, bits, MAX_ELEMENT_FRAC_BITS) - bits
+                moves.append((fresh[delta > 0], delta[delta > 0]))
+                self._unset[name] = np.setdiff1d(unset, fresh, assume_unique=True)
+        k = E._k
+        small = np.flatnonzero((k != 0) & (np.abs(k) < (1 << (target - S_REFINE_BITS))))
+        if len(small):
+            bits = np.broadcast_to(E.frac_bits, (len(inc),))[small]
+            ok = bits + S_REFINE_BITS <= MAX_ELEMENT_FRAC_BITS
+            moves.append((small[ok], np.full(int(ok.sum()), S_REFINE_BITS)))
+        for idx, delta in moves:
+            if len(idx):
+                E.shift_grid(idx, delta)
+                self._log.setdefault((t, name, "refine"), []).append((idx, delta))
+
+    def _coarsen(self, E, inc, name, t):
+        """Coarser grids (the dropped bits into the buffer) where s is about to outgrow
+        its integer, so that it keeps about s_precision_bits bits."""
+        for _ in range(8):          # at most 16 bits per move; a huge jump takes several
+            room = np.abs(E._k).astype(np.float64) + np.abs(inc) * E._scale
+            crowded = np.flatnonzero(room >= S_CROWDED)
+            if not len(crowded):
+                return
+            need = np.ceil(np.log2(room[crowded])).astype(np.int64) - self.s_precision_bits
+            delta = -np.clip(need, 1, 16)
+            E.shift_grid(crowded, delta)
+            self._log.setdefault((t, name, "coarsen"), []).append((crowded, delta))
+        raise OverflowError(f"at iteration {t} Adam's {name} grew by more than 2**128 in one "
+                            "step: the gradient is not finite or absurdly large")
+
+    def _undo_moves(self, E, name, kind, t):
+        for idx, delta in reversed(self._log.pop((t, name, kind), [])):
+            E.unshift_grid(idx, delta)
 
     def exact_step(self, S, g, t):
         X, M, Sq = S
         a, b1, b2, c1, c2 = self._coefficients(t)
         g2 = g * g
-        if t == 0:          # s_0 = 0: choose each parameter's grid for s now, losslessly
-            Sq.reformat(self.s_formats((1 - b2) * g2, X.frac_bits))
+        if t == 0:          # per-run bookkeeping of the grids of m and s
+            self._unset = {"s": np.arange(len(g))}  # parameters whose gradient was always 0
+            self._log = {}           # (step, "s", "refine"/"coarsen") -> grid moves
+            self._coarse = [0, 0]    # sampled (s too coarse, s that matters)
+        inc_s = (1 - b2) * g2
+        self._refine(Sq, inc_s, "s", t)
         M.mul(self.numerator("beta1s", t), self.d)
         M.add(g, 1 - b1)
-        try:
-            Sq.mul(self.numerator("beta2s", t), self.d)
-            Sq.add(g2, 1 - b2)
-        except OverflowError as e:
-            raise OverflowError(
-                f"{e} -- Adam's second moment s outgrew the grid chosen for it at the first "
-                "step (a gradient grew by more than about 2**13 since then): pass "
-                f"Adam(..., s_precision_bits={max(8, self.s_precision_bits - 12)}) for more "
-                "headroom") from None
-        X.sub(direction(M.val, Sq.val, c1, c2, self.eps), a)
+        Sq.mul(self.numerator("beta2s", t), self.d)
+        self._coarsen(Sq, inc_s, "s", t)
+        Sq.add(g2, 1 - b2)
+        s_val = Sq.val
+        if t % 8 == 0:
+            self._sample_precision(Sq, s_val, c2)
+        X.sub(direction(M.val, s_val, c1, c2, self.eps), a)
+
+    def _sample_precision(self, Sq, s_val, c2):
+        """Count sampled parameters whose s holds fewer than S_MIN_BITS significant bits
+        while sqrt(s / c2) still matters next to eps."""
+        step = max(1, len(s_val) // 256)
+        k = np.abs(Sq._k[::step])
+        c = c2 if np.ndim(c2) == 0 else c2[::step]
+        matters = np.sqrt(s_val[::step] / c) > 10 * self.eps
+        self._coarse[0] += int(np.sum(matters & (k < 2 ** S_MIN_BITS)))
+        self._coarse[1] += int(np.sum(matters))
+
+    def precision_warning(self):
+        """A CoarseGridWarning message if s was too coarse in more than 1% of samples."""
+        bad, total = getattr(self, "_coarse", (0, 0))
+        if total and bad > 0.01 * total:
+            return (f"Adam's second moment s kept fewer than {S_MIN_BITS} significant bits in "
+                    f"{bad / total:.1%} of the sampled parameters and steps where it matters "
+                    "(its gradients shrank far below their first nonzero value), so the exact "
+                    "steps differ from float Adam's there (its grid reached the finest, "
+                    "2**-120, or the default s_precision_bits was lowered)")
+        return None
 
     def exact_unstep_x(self, S, post, t):
         a, _, _, c1, c2 = self._coefficients(t)
@@ -182,9 +274,11 @@ class AdamPlan(Plan):
         _, M, Sq = S
         _, b1, b2, _, _ = self._coefficients(t)
         Sq.sub(g * g, 1 - b2)
+        self._undo_moves(Sq, "s", "coarsen", t)
         Sq.div(self.numerator("beta2s", t), self.d)
         M.sub(g, 1 - b1)
         M.div(self.numerator("beta1s", t), self.d)
+        self._undo_moves(Sq, "s", "refine", t)
 
     # ---- adjoint -----------------------------------------------------------------
     def adjoint_init(self, dx):

@@ -19,8 +19,8 @@ import autograd.numpy as anp
 import numpy as np
 from threadpoolctl import threadpool_info
 
-from . import (MLP, BigIntBuffer, ExactArray, InfoBuffer, hypergrad, hypergrad_unrolled,
-               to_rational, train)
+from . import (MLP, Adam, BigIntBuffer, ExactArray, InfoBuffer, Momentum, hypergrad,
+               hypergrad_checkpointed, hypergrad_unrolled, to_rational, train)
 from .hypergrad import train_exact
 from .memory import peak_memory
 
@@ -108,16 +108,8 @@ def row(name, ratio, target, ok, note=""):
     print(f"{mark} {name:<58} {ratio:>10} {target:>14}  {note}")
 
 
-def main(argv=None):
-    ap = argparse.ArgumentParser(description=__doc__)
-    ap.add_argument("--quick", action="store_true", help="small sizes: a smoke run")
-    args = ap.parse_args(argv)
-    q = args.quick
-    for line in blas_header():
-        print(line)
-    print(f"{'':4} {'measurement':<58} {'ratio':>10} {'target':>14}")
-
-    # 1. Buffer size against the entropy bound.
+def buffer_rows(q):
+    """The buffer: its size against the entropy bound, its speed against big integers."""
     size, steps = (1000, 200) if q else (10_000, 1000)
     buf, _ = multiplies(InfoBuffer, size, steps)
     n, d = to_rational(0.9)
@@ -128,7 +120,6 @@ def main(argv=None):
         "<= 1.01x", total / steps / ideal <= 1.01 or extra <= 64,
         f"({total / steps:.5f} vs {ideal:.5f}; {extra:+.2f} bits/param overall)")
 
-    # 2. Fast buffer against the big-integer reference.
     size, steps = (10_000, 100) if q else (100_000, 1000)
     t_fast, t_big = interleaved([lambda: multiplies(InfoBuffer, size, steps),
                                  lambda: multiplies(BigIntBuffer, size, steps)], 1)
@@ -146,39 +137,107 @@ def main(argv=None):
         "<= 1.2x", late / early <= 1.2,
         f"({10 * late:.2f} ms vs {10 * early:.2f} ms per step, {size:.0e} params)")
 
-    # 3-4. Exact training and the full hypergradient against float training.
+
+def training_rows(q, name, optimizer, targets):
+    """Exact training and the hypergradient against float training with the same optimizer,
+    784-50-50-50-10, batches of 200: medians of paired repetitions."""
     T = 20 if q else 100
     tl, ml, x0, alphas, betas = paper_problem(T)
+    opt = optimizer(T)
     t_float, (exact, hyper) = paired_ratios(
-        lambda: train(tl, x0, alphas, betas),
-        [lambda: train_exact(tl, x0, alphas, betas),
-         lambda: hypergrad(tl, ml, x0, alphas, betas)], 3 if q else 10)
-    for name, ratios, target in [
-            (f"exact training / float training, 784-50-50-50-10, T={T}", exact, 1.25),
-            ("hypergradient (forward + reverse) / float training", hyper, 4)]:
+        lambda: train(tl, x0, optimizer=opt),
+        [lambda: train_exact(tl, x0, optimizer=opt),
+         lambda: hypergrad(tl, ml, x0, optimizer=opt)], 3 if q else 10)
+    for label, ratios, target in [
+            (f"exact {name} training / float, 784-50-50-50-10, T={T}", exact, targets[0]),
+            (f"{name} hypergradient (forward + reverse) / float training", hyper, targets[1])]:
         mid = float(np.median(ratios))
-        row(name, f"{mid:.2f}x", f"<= {target:g}x", mid <= target,
+        row(label, f"{mid:.2f}x", f"<= {target:g}x", mid <= target,
             f"(median of {len(ratios)}; range {ratios.min():.2f}-{ratios.max():.2f}; "
             f"float training {np.median(t_float):.2f} s)")
 
-    # 5. Memory: flat in T for exact reversal, linear for autograd's unrolled tape.
+
+def memory_rows(q, name, optimizer):
+    """Peak memory: flat in T for exact reversal, linear for autograd's unrolled tape."""
     sizes = (64, 50, 10)
     mem = {}
     for T in ((20, 100) if q else (100, 1000)):
-        tl, ml, x0, alphas, betas = paper_problem(T, batch=50, n_examples=500, sizes=sizes)
-        r, mem[T, "exact"] = peak_memory(hypergrad, tl, ml, x0, alphas, betas)
-        _, mem[T, "unrolled"] = peak_memory(hypergrad_unrolled, tl, ml, x0, alphas, betas)
+        tl, ml, x0, _, _ = paper_problem(T, batch=50, n_examples=500, sizes=sizes)
+        opt = optimizer(T)
+        r, mem[T, "exact"] = peak_memory(hypergrad, tl, ml, x0, optimizer=opt)
+        _, mem[T, "unrolled"] = peak_memory(hypergrad_unrolled, tl, ml, x0, optimizer=opt)
         mem[T, "buffer"] = r.buffer_bits / 8
     (t1, t2) = sorted({k[0] for k in mem})
     growth = mem[t2, "exact"] / mem[t1, "exact"]
     for T in (t1, t2):
-        row(f"peak memory unrolled / exact, T={T}, net {'-'.join(map(str, sizes))}",
+        row(f"{name}: peak memory unrolled / exact, T={T}, net {'-'.join(map(str, sizes))}",
             f"{mem[T, 'unrolled'] / mem[T, 'exact']:.0f}x", "report", True,
             f"(exact {mem[T, 'exact'] / 1e6:.2f} MB incl. buffer {mem[T, 'buffer'] / 1e3:.1f} kB; "
             f"unrolled {mem[T, 'unrolled'] / 1e6:.1f} MB)")
     flat = mem[t2, "exact"] - mem[t2, "buffer"] <= 1.2 * mem[t1, "exact"]
-    row(f"exact peak memory T={t2} / T={t1}", f"{growth:.2f}x", "flat + buffer", flat,
+    row(f"{name}: exact peak memory T={t2} / T={t1}", f"{growth:.2f}x", "flat + buffer", flat,
         f"(the buffer adds {(mem[t2, 'buffer'] - mem[t1, 'buffer']) / 1e3:.1f} kB)")
+
+
+def frontier_rows(q):
+    """Memory and time of the three ways to get the hypergradient, for growing T, on a net
+    small enough for T = 10,000 (64-20-10, 1,510 parameters, batches of 50): exact
+    reversal, checkpointing every ceil(sqrt(T)) steps, and autograd's store-all tape
+    (only up to T = 1,000: beyond that it needs gigabytes).  Memory relative to exact
+    reversal, time relative to float training, both from the same process."""
+    sizes, Ts = (64, 20, 10), ((30, 100) if q else (100, 1000, 10_000))
+    results = {}
+    for T in Ts:
+        tl, ml, x0, alphas, betas = paper_problem(T, batch=50, n_examples=500, sizes=sizes)
+        methods = {"exact": hypergrad, "checkpointed": hypergrad_checkpointed}
+        if T <= 1000:
+            methods["store-all"] = hypergrad_unrolled
+        # times untraced (tracemalloc slows every allocation), in turn with float training
+        t_float, slows = paired_ratios(lambda: train(tl, x0, alphas, betas),
+                                       [lambda f=fn: f(tl, ml, x0, alphas, betas)
+                                        for fn in methods.values()], 1 if T > 1000 else 3)
+        for (name, fn), slow in zip(methods.items(), slows):
+            results[T, name] = (peak_memory(fn, tl, ml, x0, alphas, betas)[1],
+                                float(np.median(slow)))
+        for name in methods:
+            peak, slow = results[T, name]
+            row(f"T={T:<6} {name:<13} memory / exact, time / float",
+                f"{peak / results[T, 'exact'][0]:.1f}x", "report", True,
+                f"({peak / 1e6:.2f} MB; {slow:.1f}x float training)")
+    big = Ts[-1]
+    ratio = results[big, "checkpointed"][0] / results[big, "exact"][0]
+    cost = results[big, "exact"][1] / results[big, "checkpointed"][1]
+    print(f"     at T={big}: checkpointing needs {ratio:.1f}x the memory of exact reversal, "
+          f"which takes {cost:.2f}x checkpointing's time")
+    return results
+
+
+SECTIONS = ("buffer", "training", "memory", "adam", "frontier")
+
+
+def main(argv=None):
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--quick", action="store_true", help="small sizes: a smoke run")
+    ap.add_argument("--only", choices=SECTIONS, nargs="+", help="run only these sections")
+    args = ap.parse_args(argv)
+    q = args.quick
+    only = set(args.only or SECTIONS)
+    for line in blas_header():
+        print(line)
+    print(f"{'':4} {'measurement':<58} {'ratio':>10} {'target':>14}")
+    momentum = lambda T: Momentum(np.full(T, 0.1), np.full(T, 0.9))
+    adam = lambda T: Adam(np.full(T, 1e-3), np.full(T, 0.9), np.full(T, 0.999))
+    if "buffer" in only:
+        buffer_rows(q)
+    if "training" in only:
+        training_rows(q, "momentum", momentum, (1.15, 3.6))
+    if "memory" in only:
+        memory_rows(q, "momentum", momentum)
+    if "adam" in only:
+        training_rows(q, "Adam", adam, (1.5, 4.5))
+        memory_rows(q, "Adam", adam)
+    if "frontier" in only:
+        frontier_rows(q)
 
 
 if __name__ == "__main__":

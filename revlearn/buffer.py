@@ -39,7 +39,7 @@ from .errors import BufferUnderflowError
 PREC = 24                    # rANS codes a digit with frequencies summing to 2**PREC
 MAX_BASE = 1 << 20           # so each of up to 2**20 symbols keeps a frequency of >= 16
 WORD_BITS = 16               # the shared stack holds 16-bit words
-_LOW = 1 << 28               # heads live in [2**28, 2**44): 16 * 2**PREC and up, one word
+_LOW = LOW_HEAD = 1 << 28   # heads live in [2**28, 2**44): 16 * 2**PREC and up, one word
                              # wide, and a head times any base (<= 2**20) fits in 64 bits
 _HEAD_INIT = 1 << 36         # start 8 bits above the minimum: slack for rANS quantization wobble
 _U = np.uint64
@@ -144,7 +144,7 @@ def _decode(x, base):
 
 # ---- exact mixed-radix exchange: the rational multiply's fast path ----------------
 
-def _exchange_limits(a, b):
+def exchange_plan(a, b):
     """``(limit, grows, shrinks)`` for ``exchange(., a, b)``, or None when the exact path
     does not apply to these bases.  Heads at or above ``limit`` must give a word to the
     stack first; ``grows``/``shrinks``: whether any head can shed or need words at all.
@@ -250,7 +250,7 @@ class InfoBuffer:
         """
         a, b = _check_base(base_in, self.size), _check_base(base_out, self.size)
         v = _check_values(values, a, self.size) if check else values.view(np.uint64)
-        plan = _exchange_limits(a, b)
+        plan = exchange_plan(a, b)
         if plan is None:
             head, nwords = self.head, self._nwords
             self.push(v, a)
@@ -310,6 +310,14 @@ class InfoBuffer:
         if len(low):
             x[low] = (x[low] << _W) | self._read(len(low))
         return x
+
+    def reserve(self, count):
+        """Make room on the stack for ``count`` more words without reallocating later."""
+        need = self._nwords + count
+        if need > len(self._words):
+            grown = np.empty(max(need, 2 * len(self._words)), dtype=np.uint16)
+            grown[:self._nwords] = self._words[:self._nwords]
+            self._words = grown
 
     def _write(self, words):
         need = self._nwords + len(words)

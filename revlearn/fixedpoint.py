@@ -20,7 +20,8 @@ import threading
 
 import numpy as np
 
-from .buffer import MAX_BASE, InfoBuffer
+from . import kernels
+from .buffer import LOW_HEAD, MAX_BASE, WORD_BITS, InfoBuffer, exchange_plan
 
 DEFAULT_FRAC_BITS = 48  # multiply error < 1 ulp = 2**-48; range |x| < 16384
 LIMIT_BITS = 62   # |k| < 2**62, so the sum of two in-range numbers cannot wrap an int64
@@ -32,6 +33,7 @@ _ROUND_UP = 1 + 2.0**-50          # keeps float bounds on max|k| above the truth
 
 
 MIN_SUGGESTED_FRAC_BITS = 32   # below this the grid gets too coarse for most training runs
+MAX_ELEMENT_FRAC_BITS = 120    # per-element formats may be finer (tiny values, tiny range)
 
 
 def value_range(frac_bits):
@@ -45,9 +47,9 @@ def check_frac_bits(frac_bits, size=None):
     if size is not None and np.ndim(frac_bits) == 1:
         b = np.asarray(frac_bits)
         if not np.issubdtype(b.dtype, np.integer) or b.shape != (size,) or \
-                (b.size and (b.min() < 1 or b.max() > 60)):
-            raise ValueError(f"per-element frac_bits must be {size} integers in 1..60, got "
-                             f"{b.dtype} {b.shape}")
+                (b.size and (b.min() < 1 or b.max() > MAX_ELEMENT_FRAC_BITS)):
+            raise ValueError(f"per-element frac_bits must be {size} integers in "
+                             f"1..{MAX_ELEMENT_FRAC_BITS}, got {b.dtype} {b.shape}")
         return b.astype(np.int64)
     if isinstance(frac_bits, bool) or not isinstance(frac_bits, (int, np.integer)) \
             or not 1 <= frac_bits <= 60:
@@ -169,6 +171,61 @@ class ExactArray:
         self._scale = 2.0 ** self.frac_bits
         self._inv_scale = 2.0 ** -self.frac_bits
 
+    def shift_grid(self, idx, delta):
+        """Move elements ``idx`` to grids ``delta`` bits finer (delta > 0: k shifted left,
+        nothing lost) or coarser (delta < 0: the dropped low bits pushed into the buffer,
+        at most 16 per element).  ``unshift_grid(idx, delta)`` undoes it exactly; calls
+        must be undone in reverse order, like every buffer operation."""
+        idx = np.asarray(idx, dtype=np.intp)
+        delta = np.asarray(delta, dtype=np.int64)
+        bits = np.broadcast_to(self.frac_bits, self._k.shape).astype(np.int64)
+        k = self._k[idx]
+        if (delta >= 0).all():
+            if (bits[idx] + delta > MAX_ELEMENT_FRAC_BITS).any() or \
+                    (np.abs(k) >= (_LIMIT >> delta.clip(0, 62))).any():
+                raise ValueError("shift_grid: the finer grid cannot hold these values")
+            self._k[idx] = np.where(delta > 62, 0, k << np.minimum(delta, 62))
+        else:
+            drop = -delta
+            if (drop > 16).any() or (delta > 0).any():
+                raise ValueError("shift_grid coarsens by 1..16 bits, all elements one way")
+            base = np.ones(len(self._k), dtype=np.int64)
+            base[idx] = 1 << drop
+            digits = np.zeros(len(self._k), dtype=np.int64)
+            digits[idx] = k & ((1 << drop) - 1)           # non-negative: floor remainder
+            self.buffer.push(digits, base)
+            self._k[idx] = k >> drop
+        bits[idx] += delta
+        self._set_bits(bits)
+
+    def unshift_grid(self, idx, delta):
+        """Undo ``shift_grid(idx, delta)`` exactly."""
+        from .errors import ReversalError
+        idx = np.asarray(idx, dtype=np.intp)
+        delta = np.asarray(delta, dtype=np.int64)
+        bits = np.broadcast_to(self.frac_bits, self._k.shape).astype(np.int64)
+        k = self._k[idx]
+        if (delta >= 0).all():
+            d = np.minimum(delta, 62)
+            if ((k >> d) << d != k).any():
+                raise ReversalError("undoing a finer grid would lose bits: the state is not "
+                                    "the one that was refined")
+            self._k[idx] = k >> d
+        else:
+            drop = -delta
+            base = np.ones(len(self._k), dtype=np.int64)
+            base[idx] = 1 << drop
+            low = self.buffer.pop(base)
+            self._k[idx] = (k << drop) + low[idx]
+        bits[idx] -= delta
+        self._set_bits(bits)
+
+    def _set_bits(self, bits):
+        self.frac_bits = bits
+        self._scale = 2.0 ** bits
+        self._inv_scale = 2.0 ** -bits
+        self._bound = None
+
     @property
     def val(self):
         """The values as float64 (a new array; exact while |k| < 2**53)."""
@@ -180,11 +237,12 @@ class ExactArray:
     def _overflow(self, what, amounts, in_grid_units=True, named=False):
         """The OverflowError for the worst of ``amounts`` (integers k, or values)."""
         mags = np.abs(np.asarray(amounts, dtype=np.float64))
-        if in_grid_units:
-            mags = mags * self._inv_scale
-        i = int(np.argmax(mags)) if mags.ndim else 0
+        # the worst element is the one furthest out of its own range (in grid units)
+        units = mags if in_grid_units else mags * self._scale
+        i = int(np.argmax(units)) if units.ndim else 0
         bits = self.frac_bits if np.ndim(self.frac_bits) == 0 else int(self.frac_bits[i])
-        return _overflow(what if named else self._what(what), bits, float(mags.flat[i]))
+        value = float(units.flat[i]) * 2.0 ** -bits
+        return _overflow(what if named else self._what(what), bits, value)
 
     def to_fixed(self, a, what="an increment"):
         """Round a float array to integer multiples of 2**-frac_bits (a new int64 array)."""
@@ -197,12 +255,17 @@ class ExactArray:
         """k += round(scale * a * 2**R): exact, and undone exactly by ``sub(a, scale)``.
 
         ``a`` is a float array or an ExactArray (``X.add(V, alpha)`` is x += alpha v)."""
+        if kernels.ENABLED and self._compiled_increment(a, scale, 1, "adding the increment"):
+            return
         inc, size = self._increment(a, scale, "adding the increment")
         np.add(self._k, inc, out=self._k)   # |k|, |inc| <= 2**62: no wrap-around possible
         self._after_increment(inc, size, np.subtract, "adding the increment")
 
     def sub(self, a, scale=1.0):
         """k -= round(scale * a * 2**R): the exact inverse of ``add(a, scale)``."""
+        if kernels.ENABLED and self._compiled_increment(a, scale, -1,
+                                                        "subtracting the increment"):
+            return
         inc, size = self._increment(a, scale, "subtracting the increment")
         np.subtract(self._k, inc, out=self._k)
         self._after_increment(inc, size, np.add, "subtracting the increment")
@@ -229,6 +292,8 @@ class ExactArray:
     def _rescale(self, m, divisor, what):
         """k <- floor(k / divisor) * m + (the remainder, pushed in base divisor, re-read in
         base m): a multiply by m/divisor whose lost digits live in the buffer."""
+        if kernels.ENABLED and self._compiled_rescale(m, divisor):
+            return
         w = self._scratch()
         q, r = _floor_divmod(self._k, divisor, w["q"], w["r"])
         bound, verify = self._bound_after(q, m, divisor, self._what(what))
@@ -308,12 +373,11 @@ class ExactArray:
     def _scratch(self):
         return _scratch(len(self._k))
 
-    def _increment(self, a, scale, what):
-        """round(scale * a * 2**R) as int64, in scratch space, after checking the range."""
-        w = self._scratch()
+    def _factors(self, a, scale, what):
+        """(source array, factor s, a bound on |source * s| or None): the increment is
+        round(source * s).  For an ExactArray ``a`` the source is its integers."""
         known = None
         scale = float(scale) if _scalar(scale) else np.asarray(scale, dtype=np.float64)
-        what = self._what(what)
         if isinstance(a, ExactArray):   # a.k * 2**-R_a as floats, without a temporary
             if len(a) != len(self._k):
                 raise ValueError(f"{what}: the ExactArray has {len(a)} values, this one "
@@ -326,7 +390,68 @@ class ExactArray:
         elif np.ndim(a) != 0 and np.shape(a) != self._k.shape:
             raise ValueError(f"{what}: got an array of shape {np.shape(a)} for an ExactArray of "
                              f"shape {self._k.shape}")
-        scaled = np.multiply(a, scale * self._scale, out=w["r"].view(np.float64))
+        return a, scale * self._scale, known
+
+    def _compiled_increment(self, a, scale, sign, what):
+        """add/sub in one compiled pass (``revlearn.kernels``); False to use numpy instead
+        (which also raises the errors: a failed kernel call changes nothing)."""
+        src, s, _ = self._factors(a, scale, self._what(what))
+        if np.ndim(src) != 1:
+            return False
+        src = src if src.dtype == np.int64 else np.asarray(src, dtype=np.float64)
+        s = np.asarray(s, dtype=np.float64).reshape(-1)
+        status, biggest = kernels.add_scaled(self._k, src, s, sign, _LIMIT,
+                                             self._scratch()["r"].view(np.float64))
+        if status != kernels.OK:
+            return False
+        if self.track_rounding:
+            step = max(1, len(src) // 256)
+            self._sample_rounding(src[::step] * (s[0] if len(s) == 1 else s[::step]))
+        self._bound = float(biggest)
+        return True
+
+    def _compiled_rescale(self, m, divisor):
+        """mul/div by n/d with d = 2**k in one compiled pass over k and an InfoBuffer's heads,
+        when the running bound proves the result in range and the exchange is the exact
+        mixed-radix one; False to use numpy instead."""
+        buf = self.buffer
+        if type(buf) is not InfoBuffer or self._bound is None:
+            return False
+        growing = _scalar(divisor)            # mul: divide by d, multiply by n
+        d, n = (divisor, m) if growing else (m, divisor)
+        if not _scalar(d) or int(d) & (int(d) - 1) or np.ndim(n) > 1:
+            return False
+        n = np.asarray(n, dtype=np.int64).reshape(-1)
+        d = int(d)
+        if n.max() > d or exchange_plan(np.asarray(divisor, dtype=np.uint64),
+                                        np.asarray(m, dtype=np.uint64)) is None:
+            return False
+        ratio = float(n.max()) / d if growing else float(d) / float(n.min())
+        bound = (self._bound * ratio + 2 * float(np.max(m)) + 1) * _ROUND_UP
+        if bound >= _LIMIT:
+            return False
+        shift = d.bit_length() - 1
+        if growing:
+            buf.reserve(len(self._k))
+            buf._nwords = kernels.multiply(self._k, buf.head, buf._words, buf._nwords, n, shift,
+                                           WORD_BITS, LOW_HEAD)
+        else:
+            w = self._scratch()
+            status, nwords = kernels.divide(self._k, buf.head, buf._words, buf._nwords, n, shift,
+                                            LOW_HEAD, WORD_BITS, w["q"], w["r"].view(np.uint64))
+            if status != kernels.OK:
+                return False
+            buf._nwords = nwords
+        self._bound = bound
+        return True
+
+    def _increment(self, a, scale, what):
+        """round(scale * a * 2**R) as int64, in scratch space, after checking the range."""
+        w = self._scratch()
+        what = self._what(what)
+        a, s, known = self._factors(a, scale, what)
+        scale = s * self._inv_scale
+        scaled = np.multiply(a, s, out=w["r"].view(np.float64))
         size = known if known is not None and known < _LIMIT else \
             self._check_scaled(scaled, what, a, scale)
         if self.track_rounding:

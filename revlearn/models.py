@@ -5,8 +5,11 @@ Parameters live in one flat vector (``autograd.misc.flatten`` of a list of
 Each layer's weights and biases form a group (ids 0, 1 for layer 1; 2, 3 for
 layer 2, ...), so schedules and initialization scales can be set per group.
 """
+import threading
+
 import autograd.numpy as np
 import numpy as onp
+from autograd import grad, make_vjp
 from autograd.extend import defvjp, primitive
 from autograd.misc import flatten
 from autograd.tracer import getval
@@ -138,6 +141,139 @@ defvjp(_nll_backward,
        / z.shape[0])
 
 
+# ---- The whole network as three primitives: loss, gradient, Hessian-vector product ------
+# Reverse-over-reverse through the layer primitives above (for the reverse pass's
+# Hessian-vector products) calls ~200 autograd primitives per product, and on a
+# 45,000-parameter net autograd's bookkeeping then costs more than the matrix products.
+# So MLP.loss is one primitive whose gradient is one primitive (the same numpy operations,
+# in the same order, as autograd through the layers: bit-identical gradients), whose
+# derivative is one more: the Hessian-vector product by Pearlmutter's R-operator, reusing
+# the forward activations and backward deltas the first two just computed.  Derivatives
+# beyond that, and all derivatives with respect to the inputs or targets, fall back to
+# autograd through the layer primitives, so every order still works.
+
+class _Recent(threading.local):
+    """The last forward and backward pass, to be reused by the next primitive on the same
+    arrays (autograd hands the very same array objects to a primitive's derivatives)."""
+    forward = None      # (x, inputs, activations, logits)
+    backward = None     # (x, inputs, targets, g, deltas, gradient)
+
+
+class _FusedMLP:
+    def __init__(self, sizes):
+        self.shapes = [(m, n) for m, n in zip(sizes[:-1], sizes[1:])]
+        self.recent = _Recent()
+        self.loss = primitive(self._loss)
+        self.grad = primitive(self._grad)
+        self.hvp = primitive(self._hvp)
+        grad0 = grad(self.composite, 0)
+        self.grad0 = grad0
+        fallback = lambda k: (lambda ans, *args: lambda u: make_vjp(self.composite, k)(*args)[0](u))
+        defvjp(self.loss, lambda ans, x, i, t: lambda g: self.grad(x, i, t, g),
+               fallback(1), fallback(2))
+        grad_c = lambda x, i, t, g: g * grad0(x, i, t)
+        fallback_grad = lambda k: (lambda ans, *args: lambda u: make_vjp(
+            lambda *a: np.dot(grad_c(*a), u), k)(*args)[0](1.0))
+        defvjp(self.grad, lambda ans, x, i, t, g: lambda u: self.hvp(x, i, t, g, u),
+               fallback_grad(1), fallback_grad(2), fallback_grad(3))
+        hvp_c = lambda x, i, t, g, u: grad(lambda x_: np.dot(grad_c(x_, i, t, g), u))(x)
+        defvjp(self.hvp, *[(lambda k: lambda ans, *args: lambda w: make_vjp(
+            hvp_c, k)(*args)[0](w))(k) for k in range(5)])
+
+    def composite(self, x, inputs, targets):
+        """The loss through the layer primitives (the reference, and the fallback)."""
+        h, ends, start = inputs, [], 0
+        for i, (m, n) in enumerate(self.shapes):
+            W = np.reshape(x[start:start + m * n], (m, n))
+            b = x[start + m * n:start + m * n + n]
+            start += m * n + n
+            h = dense(h, W, b)
+            if i < len(self.shapes) - 1:
+                h = tanh(h)
+        return nll(h, targets)
+
+    def _params(self, x):
+        out, start = [], 0
+        for m, n in self.shapes:
+            out.append((x[start:start + m * n].reshape(m, n), x[start + m * n:start + m * n + n]))
+            start += m * n + n
+        return out
+
+    def _forward(self, x, inputs, reuse=True):
+        r = self.recent.forward
+        if reuse and r is not None and r[0] is x and r[1] is inputs:
+            return r[2], r[3]
+        hs, h = [inputs], inputs
+        params = self._params(x)
+        for i, (W, b) in enumerate(params):
+            h = onp.dot(h, W) + b                      # dense
+            if i < len(params) - 1:
+                h = onp.tanh(h)                        # tanh
+                hs.append(h)
+        self.recent.forward = (x, inputs, hs, h)
+        return hs, h
+
+    def _loss(self, x, inputs, targets):
+        # A fresh forward pass always (x may have changed in place since the last call);
+        # only this call's own derivatives reuse it.
+        self.recent.backward = None
+        hs, z = self._forward(x, inputs, reuse=False)
+        return -onp.sum(log_softmax(z) * targets) / z.shape[0]     # nll
+
+    def _backward(self, x, inputs, targets, g, reuse=True):
+        r = self.recent.backward
+        if reuse and r is not None and r[0] is x and r[1] is inputs and r[2] is targets \
+                and r[3] == g:
+            return r[4], r[5]
+        hs, z = self._forward(x, inputs)
+        params = self._params(x)
+        delta = (onp.exp(log_softmax(z)) - targets) * (g / z.shape[0])   # _nll_backward
+        deltas, backs, parts = [None] * len(params), [None] * len(params), []
+        for i in range(len(params) - 1, -1, -1):
+            deltas[i] = delta
+            parts.append(onp.sum(delta, axis=0))                         # _sum_rows
+            parts.append(onp.dot(hs[i].T, delta))                        # _t_mm
+            if i > 0:
+                y = hs[i]
+                backs[i] = onp.dot(delta, params[i][0].T)                # _mm_t
+                delta = backs[i] * (1 - y * y)                           # _tanh_backward
+        flat = onp.concatenate([onp.ravel(p) for p in parts[::-1]])
+        self.recent.backward = (x, inputs, targets, g, (deltas, backs), flat)
+        return (deltas, backs), flat
+
+    def _grad(self, x, inputs, targets, g):
+        return self._backward(x, inputs, targets, g, reuse=False)[1]
+
+    def _hvp(self, x, inputs, targets, g, u):
+        """g * (Hessian of the loss) @ u by the R-operator: forward and backward passes of
+        the directional derivative along u, from the stored activations and deltas."""
+        hs, z = self._forward(x, inputs)
+        (deltas, backs), _ = self._backward(x, inputs, targets, g)
+        params, dirs = self._params(x), self._params(u)
+        Rh, Rhs = None, [None]
+        for i, ((W, b), (U, c)) in enumerate(zip(params, dirs)):
+            Rz = onp.dot(hs[i], U) + c if Rh is None else onp.dot(Rh, W) + onp.dot(hs[i], U) + c
+            if i < len(params) - 1:
+                y = hs[i + 1]
+                Rh = (1 - y * y) * Rz
+                Rhs.append(Rh)
+        p = onp.exp(log_softmax(z))
+        Rdelta = (p * Rz - p * onp.sum(p * Rz, axis=1, keepdims=True)) * (g / z.shape[0])
+        parts = []
+        for i in range(len(params) - 1, -1, -1):
+            delta = deltas[i]
+            parts.append(onp.sum(Rdelta, axis=0))
+            RdW = onp.dot(hs[i].T, Rdelta)
+            if Rhs[i] is not None:
+                RdW += onp.dot(Rhs[i].T, delta)
+            parts.append(RdW)
+            if i > 0:
+                y, W, U = hs[i], params[i][0], dirs[i][0]
+                Rdelta = (onp.dot(Rdelta, W.T) + onp.dot(delta, U.T)) * (1 - y * y) \
+                    - backs[i] * (2 * y * Rhs[i])
+        return onp.concatenate([onp.ravel(q) for q in parts[::-1]])
+
+
 class MLP:
     """A tanh multi-layer perceptron with a log-softmax output.
 
@@ -164,15 +300,11 @@ class MLP:
         self.group_names = [f"{kind}{i + 1}" for i in range(len(sizes) - 1) for kind in ("W", "b")]
         self.fan_in = onp.array([sizes[i // 2] for i in range(self.n_groups)], dtype=float)
         self._split = _splitter([a.shape for pair in template for a in pair])
+        self._fused = _FusedMLP(sizes)
 
     def logits(self, x, inputs):
         """Unnormalized class scores for a batch ``inputs`` of shape (examples, features)."""
-        if np.ndim(inputs) != 2:
-            raise ValueError(f"inputs must be a 2-D batch (examples, features), got shape "
-                             f"{np.shape(inputs)}; use inputs[None] for a single example")
-        if np.shape(x) != (self.n_params,):
-            raise ValueError(f"x must be the flat parameter vector of this MLP, shape "
-                             f"({self.n_params},), got shape {np.shape(x)}")
+        self._check(x, inputs)
         h = inputs
         parts = self._split(x)
         n_layers = len(parts) // 2
@@ -187,8 +319,18 @@ class MLP:
         return log_softmax(self.logits(x, inputs))
 
     def loss(self, x, inputs, targets):
-        """Mean negative log-likelihood of one-hot ``targets``."""
-        return nll(self.logits(x, inputs), targets)
+        """Mean negative log-likelihood of one-hot ``targets`` (one fused autograd primitive:
+        its gradient and Hessian-vector products are single primitives too)."""
+        self._check(x, inputs)
+        return self._fused.loss(x, inputs, targets)
+
+    def _check(self, x, inputs):
+        if np.ndim(inputs) != 2:
+            raise ValueError(f"inputs must be a 2-D batch (examples, features), got shape "
+                             f"{np.shape(inputs)}; use inputs[None] for a single example")
+        if np.shape(x) != (self.n_params,):
+            raise ValueError(f"x must be the flat parameter vector of this MLP, shape "
+                             f"({self.n_params},), got shape {np.shape(x)}")
 
     def accuracy(self, x, inputs, labels):
         """Fraction of examples whose most probable class is the label."""

@@ -195,6 +195,9 @@ def train_exact(train_loss, x0, alphas=None, betas=None, meta=None, *, optimizer
     run.rounding_share = float(lost / total) if total > 0 else 0.0
     for E in S:
         E.track_rounding = False
+    coarse = getattr(plan, "precision_warning", lambda: None)()
+    if coarse:
+        warnings.warn(CoarseGridWarning(coarse), stacklevel=3)
     if run.rounding_share > COARSE_GRID_SHARE:
         if frac_bits < DEFAULT_FRAC_BITS:
             fix = (f"Use more fractional bits (frac_bits={DEFAULT_FRAC_BITS}, the default, "

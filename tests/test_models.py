@@ -1,5 +1,7 @@
 """Models: gradients against finite differences, groups, seeded initialization."""
 import numpy as np
+import numpy as onp
+import pytest
 from autograd import grad
 
 from revlearn import MLP, logistic_regression
@@ -115,3 +117,50 @@ def test_inputs_must_be_a_batch():
     m = MLP([3, 2])
     with pytest.raises(ValueError, match="2-D batch"):
         m.predict(np.zeros(m.n_params), np.zeros(3))
+
+
+def _old_and_new(sizes, seed=0, n=20):
+    import revlearn as rl
+    from revlearn.models import nll
+    rng = onp.random.default_rng(seed)
+    net = rl.MLP(sizes)
+    X = rng.standard_normal((n, sizes[0]))
+    Y = onp.eye(sizes[-1])[rng.integers(0, sizes[-1], n)]
+    return net, X, Y, (lambda x: nll(net.logits(x, X), Y)), (lambda x: net.loss(x, X, Y))
+
+
+@pytest.mark.parametrize("sizes", [[6, 5, 3], [64, 50, 10], [784, 50, 50, 50, 10], [64, 10]])
+def test_the_fused_loss_and_gradient_are_bit_identical_to_the_layers(sizes):
+    """Same numpy operations in the same order: training is unchanged to the last bit."""
+    from autograd import grad, make_vjp
+    net, X, Y, old, new = _old_and_new(sizes)
+    x = net.init(0.3, 1)
+    assert old(x) == new(x)
+    onp.testing.assert_array_equal(grad(old)(x), grad(new)(x))
+    onp.testing.assert_array_equal(grad(lambda x: 0.5 * old(x))(x), grad(lambda x: 0.5 * new(x))(x))
+    u = onp.random.default_rng(2).standard_normal(len(x))
+    h_old = make_vjp(grad(old))(x)[0](u)
+    h_new = make_vjp(grad(new))(x)[0](u)
+    onp.testing.assert_allclose(h_new, h_old, rtol=1e-12, atol=1e-14 * onp.abs(h_old).max())
+
+
+def test_fused_third_order_and_mixed_derivatives_fall_back_correctly():
+    from revlearn.models import nll
+    net, X, Y, old, new = _old_and_new([5, 4, 3], seed=3)
+    x = net.init(0.4, 2)
+    u = onp.random.default_rng(4).standard_normal(len(x))
+    third = lambda f: grad(lambda x_: onp.dot(grad(lambda z: onp.dot(grad(f)(z), u))(x_), u))(x)
+    onp.testing.assert_allclose(third(new), third(old), rtol=1e-10, atol=1e-12)
+    # d/d inputs of the gradient direction, as the training-data experiment needs
+    mixed = lambda lossf: grad(lambda X_: onp.dot(grad(lambda x_: lossf(x_, X_))(x), u))(X)
+    onp.testing.assert_allclose(mixed(lambda x_, X_: net.loss(x_, X_, Y)),
+                                mixed(lambda x_, X_: nll(net.logits(x_, X_), Y)),
+                                rtol=1e-10, atol=1e-12)
+
+
+def test_fused_loss_never_reuses_a_stale_forward_pass():
+    net, X, Y, old, new = _old_and_new([6, 5, 3])
+    x = net.init(0.3, 1)
+    first = new(x)
+    x[0] += 1.0                       # the same array object, changed in place
+    assert new(x) == old(x) != first

@@ -1,0 +1,163 @@
+"""Optional compiled kernels for the exact arithmetic: ``pip install "revlearn[fast]"`` (numba).
+
+The numpy code in ``fixedpoint.py`` and ``buffer.py`` is the reference.  Each numpy
+operation there is a separate pass over the arrays (an exact multiply takes about
+ten); these kernels do the same integer arithmetic in a few loops that the compiler
+vectorizes, bit for bit (``tests/test_kernels.py`` runs random operation sequences
+both ways and compares every integer, head and stack word).  They are used when
+numba is installed, unless ``REVLEARN_KERNELS=numpy`` is set; ``ENABLED`` says which.
+A kernel either completes or changes nothing and reports why (a status code); the
+caller then runs the numpy path, which raises the error.
+
+Integer division by the numerator n is the slow part of a multiply; here it is a
+float division (the operands are integers below 2**53, so the float quotient is
+within one of the true one) followed by a branch-free correction: exact, and it
+vectorizes where integer division cannot.
+"""
+import os
+
+import numpy as np
+
+try:
+    import numba
+except ImportError:          # the numpy path is complete on its own
+    numba = None
+
+ENABLED = numba is not None and os.environ.get("REVLEARN_KERNELS", "numba") != "numpy"
+
+OK, BAD_INCREMENT, RESULT_RANGE, UNDERFLOW = range(4)
+
+if numba is not None:
+    # numpy's error model: no Python zero-division checks, whose branches would stop the
+    # loops from vectorizing (no division here can be by zero); small helpers inlined.
+    _jit = numba.njit(cache=True, nogil=True, error_model="numpy")
+    _inline = numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
+
+    @_inline
+    def _correct(q, r, b):
+        """Move (q, r), keeping q b + r, until 0 <= r < b, given -b <= r < 2 b."""
+        low = np.int64(r < 0)
+        q -= low
+        r += low * b
+        high = np.int64(r >= b)
+        return q + high, r - high * b
+
+    @_inline
+    def _div_small(x, b):
+        """floor(x / b) and x mod b for 0 <= x < 2**53, b >= 1."""
+        q = np.int64(np.float64(x) / np.float64(b))
+        return _correct(q, x - q * b, b)
+
+    @_inline
+    def _floor_divmod(k, b):
+        """floor(k / b) and the non-negative remainder for any |k| < 2**62: the truncated
+        float quotient of a rounded k is off by at most 2**10 / b + 1, so correct it once
+        in floats (the residual is small and exact) and then by one."""
+        bf = np.float64(b)
+        q = np.int64(np.float64(k) / bf)
+        q += np.int64(np.float64(k - q * b) / bf)
+        return _correct(q, k - q * b, b)
+
+    def _variants(per):
+        """The kernels for one value per call (per=False) or one per element (per=True) of
+        the scale or numerator: a compile-time constant, so no loop branches on it."""
+
+        @_jit
+        def add_scaled(k, a, s, sign, limit, tmp):
+            bad = 0
+            flimit = float(limit)
+            for i in range(len(a)):              # the rounded increments, and whether they fit
+                y = a[i] * (s[i] if per else s[0])
+                bad |= (abs(y) >= flimit) | (y != y)    # out of range, or NaN
+                tmp[i] = np.rint(y)
+            if bad:
+                return BAD_INCREMENT, 0
+            kmax = 0
+            for i in range(len(k)):
+                v = k[i] + sign * np.int64(tmp[i])
+                k[i] = v
+                av = v if v >= 0 else -v
+                kmax = av if av > kmax else kmax
+            if kmax >= limit:
+                for i in range(len(k)):
+                    k[i] -= sign * np.int64(tmp[i])
+                return RESULT_RANGE, 0
+            return OK, kmax
+
+        @_jit
+        def multiply(k, head, words, nwords, n, shift, word_bits, low_head):
+            size = len(k)
+            d = np.int64(1) << shift
+            mask = d - 1
+            wbits = np.uint64(word_bits)
+            wmask = np.uint64((1 << word_bits) - 1)
+            for i in range(size):               # heads too full for the growth shed a word
+                b = n[i] if per else n[0]
+                x = head[i]
+                if b < d and x >= np.uint64(((low_head >> shift) * b) << word_bits):
+                    words[nwords] = np.uint16(x & wmask)
+                    nwords += 1
+                    head[i] = x >> wbits
+            for i in range(size):
+                b = n[i] if per else n[0]
+                kk = k[i]
+                A, B = _div_small(np.int64(head[i]), b)
+                S = (kk & mask) * b + B         # the remainder on top of the head's low digit
+                head[i] = np.uint64((A << shift) + (S & mask))
+                k[i] = (kk >> shift) * b + (S >> shift)
+            return nwords
+
+        @_jit
+        def divide(k, head, words, nwords, n, shift, low_head, word_bits, qs, new_head):
+            size = len(k)
+            d = np.int64(1) << shift
+            mask = d - 1
+            need = 0
+            for i in range(size):               # into scratch first: nothing changes yet
+                b = n[i] if per else n[0]
+                q, r = _floor_divmod(k[i], b)
+                x = np.int64(head[i])
+                o, c = _div_small((r << shift) + (x & mask), b)
+                nh = (x >> shift) * b + c
+                new_head[i] = np.uint64(nh)
+                qs[i] = q * d + o
+                need += np.int64(nh < low_head)
+            if need > nwords:
+                return UNDERFLOW, nwords
+            top = nwords - need                 # refills read the stack top in element order
+            wbits = np.uint64(word_bits)
+            low = np.uint64(low_head)
+            for i in range(size):
+                x = new_head[i]
+                if x < low:
+                    x = (x << wbits) | np.uint64(words[top])
+                    top += 1
+                head[i] = x
+                k[i] = qs[i]
+            return OK, nwords - need
+
+        return add_scaled, multiply, divide
+
+    _KERNELS = {per: _variants(per) for per in (False, True)}
+
+    def add_scaled(k, a, s, sign, limit, tmp):
+        """k += sign * round_half_even(a * s), ``s`` a 1-D array of one value or one per
+        element, ``tmp`` float64 scratch.  Returns (status, max |k| afterwards); on any
+        failure k is unchanged."""
+        return _KERNELS[len(s) > 1][0](k, a, s, sign, limit, tmp)
+
+    def multiply(k, head, words, nwords, n, shift, word_bits, low_head):
+        """ExactArray.mul(n, 2**shift) with an InfoBuffer: k <- floor(k / d) n + digit, the
+        remainder pushed in base d and the digit popped in base n (the exact mixed-radix
+        exchange of ``buffer._exchange_digits``, with its word shedding).  ``n`` is a 1-D
+        int64 array of one value or one per element, n <= d.  Returns the new word count
+        (the caller has made room for one word per element)."""
+        return _KERNELS[len(n) > 1][1](k, head, words, nwords, n, shift, word_bits, low_head)
+
+    def divide(k, head, words, nwords, n, shift, low_head, word_bits, qs, new_head):
+        """ExactArray.div(n, 2**shift), the inverse of ``multiply``: heads that fall below
+        ``low_head`` take a word back from the stack top, in element order.  ``qs``,
+        ``new_head``: int64/uint64 scratch.  Returns (status, new word count); on underflow
+        nothing changes."""
+        return _KERNELS[len(n) > 1][2](k, head, words, nwords, n, shift, low_head, word_bits,
+                                       qs, new_head)

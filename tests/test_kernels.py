@@ -1,0 +1,113 @@
+"""The optional compiled kernels do exactly what the numpy reference does, bit for bit."""
+import numpy as np
+import pytest
+from hypothesis import given, settings, strategies as st
+
+from revlearn import ExactArray, InfoBuffer, kernels, to_rational
+
+pytestmark = pytest.mark.skipif(not kernels.ENABLED, reason="numba is not installed")
+
+
+class _NumpyOnly:
+    """Run a block with the kernels switched off."""
+
+    def __enter__(self):
+        kernels.ENABLED = False
+
+    def __exit__(self, *exc):
+        kernels.ENABLED = True
+
+
+def _state(X):
+    words = X.buffer._words[:X.buffer._nwords].copy()
+    return X.k.copy(), X.buffer.head.copy(), words
+
+
+def _apply(X, ops, rng_seed):
+    """Run ``ops`` on X; returns the list of outcomes (None or the exception type)."""
+    rng = np.random.default_rng(rng_seed)
+    out = []
+    for op, arg in ops:
+        try:
+            if op == "add":
+                X.add(rng.standard_normal(len(X)) * arg, 0.3)
+            elif op == "sub":
+                X.sub(rng.standard_normal(len(X)) * arg, 0.3)
+            elif op == "addx":
+                X.add(ExactArray(rng.standard_normal(len(X)) * arg), 0.7)
+            elif op == "mul":
+                X.mul(*arg)
+            else:
+                X.div(*arg)
+            out.append(None)
+        except (OverflowError, FloatingPointError, ArithmeticError, RuntimeError) as e:
+            out.append(type(e))
+    return out
+
+
+OPS = st.lists(st.one_of(
+    st.tuples(st.sampled_from(["add", "sub", "addx"]),
+              st.sampled_from([1e-3, 1.0, 1e3, 1e5, np.inf])),
+    st.tuples(st.sampled_from(["mul", "div"]),
+              st.sampled_from([tuple(int(v) for v in to_rational(b)) for b in
+                               (0.9, 0.5, 0.999, 1.0, 0.01)] + [(3, 4), (7, 2)]))),
+    min_size=1, max_size=60)
+
+
+@settings(max_examples=60, deadline=None)
+@given(ops=OPS, size=st.integers(1, 300), seed=st.integers(0, 10**6),
+       scale=st.sampled_from([1e-6, 1.0, 100.0]))
+def test_random_operation_sequences_agree_bit_for_bit(ops, size, seed, scale):
+    start = np.random.default_rng(seed).standard_normal(size) * scale
+    A, B = ExactArray(start), ExactArray(start)
+    got = _apply(A, ops, seed)
+    with _NumpyOnly():
+        want = _apply(B, ops, seed)
+    assert got == want
+    for a, b in zip(_state(A), _state(B)):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_per_element_numerators_and_long_runs_agree():
+    rng = np.random.default_rng(0)
+    size, T = 500, 400
+    n = rng.integers(30000, 65536, size)
+    g = [rng.standard_normal(size) * 0.01 for _ in range(T)]
+    runs = []
+    for compiled in (True, False):
+        kernels.ENABLED = compiled
+        try:
+            V = ExactArray(np.zeros(size), buffer=InfoBuffer(size))
+            X = ExactArray(rng.standard_normal(size) if False else np.linspace(-1, 1, size))
+            for t in range(T):
+                V.mul(n, 65536)
+                V.sub(g[t], 0.1)
+                X.add(V, 0.3)
+            snap = (X.k.copy(), V.k.copy(), V.buffer.head.copy(),
+                    V.buffer._words[:V.buffer._nwords].copy())
+            for t in reversed(range(T)):
+                X.sub(V, 0.3)
+                V.add(g[t], 0.1)
+                V.div(n, 65536)
+            runs.append(snap + (X.k.copy(), V.buffer.is_empty()))
+        finally:
+            kernels.ENABLED = True
+    for a, b in zip(*runs):
+        np.testing.assert_array_equal(a, b)
+    assert runs[0][-1]
+
+
+def test_a_failing_kernel_call_changes_nothing():
+    X = ExactArray(np.ones(3))
+    before = _state(X)
+    with pytest.raises(RuntimeError):          # BufferUnderflowError: nothing was multiplied
+        for _ in range(100):
+            X.div(1, 2)
+    X2 = ExactArray(np.ones(3))
+    for _ in range(8):
+        X2.div(1, 2)
+    np.testing.assert_array_equal(X.k, X2.k)
+    with pytest.raises(OverflowError):
+        X.add(np.array([1.0, 1e10, 1.0]))
+    np.testing.assert_array_equal(X.k, X2.k)
+    assert before[0].shape == X.k.shape
