@@ -180,25 +180,27 @@ class AdamPlan(Plan):
                 self.groups.per_param(self.corrections["beta1s"], t),
                 self.groups.per_param(self.corrections["beta2s"], t))
 
-    def _refine(self, E, inc, name, t):
-        """Finer grids for s (``E``) where the increment ``inc`` is nonzero for the first
-        time (sized so the first value keeps s_precision_bits bits) or where the value has
-        shrunk (12 bits at a time).  Nothing is lost: the integers are shifted left."""
+    def _refine(self, E, scale, name, t):
+        """Finer grids for s (``E``) where its gradient is nonzero for the first time (sized
+        so that g**2, the size s grows to as its average fills, keeps s_precision_bits
+        bits: the first value (1 - beta2) g**2 then sits log2(1 / (1 - beta2)) bits lower)
+        or where s has shrunk (12 bits at a time).  Nothing is lost: the integers are
+        shifted left."""
         target = self.s_precision_bits
         moves = []
         unset = self._unset[name]
         if len(unset):
-            fresh = unset[inc[unset] != 0]
+            fresh = unset[scale[unset] != 0]
             if len(fresh):
-                bits = np.broadcast_to(E.frac_bits, (len(inc),))[fresh]
-                want = np.floor(target - 1 - np.log2(np.abs(inc[fresh]))).astype(np.int64)
+                bits = np.broadcast_to(E.frac_bits, (len(scale),))[fresh]
+                want = np.floor(target - 1 - np.log2(np.abs(scale[fresh]))).astype(np.int64)
                 delta = np.clip(want, bits, MAX_ELEMENT_FRAC_BITS) - bits
                 moves.append((fresh[delta > 0], delta[delta > 0]))
                 self._unset[name] = np.setdiff1d(unset, fresh, assume_unique=True)
         k = E._k
         small = np.flatnonzero((k != 0) & (np.abs(k) < (1 << (target - S_REFINE_BITS))))
         if len(small):
-            bits = np.broadcast_to(E.frac_bits, (len(inc),))[small]
+            bits = np.broadcast_to(E.frac_bits, (len(scale),))[small]
             ok = bits + S_REFINE_BITS <= MAX_ELEMENT_FRAC_BITS
             moves.append((small[ok], np.full(int(ok.sum()), S_REFINE_BITS)))
         for idx, delta in moves:
@@ -234,7 +236,7 @@ class AdamPlan(Plan):
             self._log = {}           # (step, "s", "refine"/"coarsen") -> grid moves
             self._coarse = [0, 0]    # sampled (s too coarse, s that matters)
         inc_s = (1 - b2) * g2
-        self._refine(Sq, inc_s, "s", t)
+        self._refine(Sq, g2, "s", t)
         M.mul(self.numerator("beta1s", t), self.d)
         M.add(g, 1 - b1)
         Sq.mul(self.numerator("beta2s", t), self.d)
