@@ -23,12 +23,13 @@ step divides by its square root, so its *relative* precision matters: a fixed
 grid fine enough for a gradient of 1e-5 (s ~ 1e-13) cannot also hold s = 1e6.
 So s is kept like a floating-point number with exact arithmetic: each
 parameter's s has its own grid, which moves as s does.  At the first step where
-a parameter's gradient is not zero, and whenever its s has shrunk to fewer than
-``s_precision_bits`` - 12 significant bits, the grid gets finer (the integer is
+a parameter's gradient is not zero (sized for g**2, the level its average fills
+to), and whenever its s has shrunk to fewer than ``s_precision_bits`` - 24
+significant bits, the grid gets finer (the integer is
 shifted left: nothing is lost); whenever s is about to outgrow its integer, the
 grid gets coarser and the dropped low bits go into the buffer.  The reverse pass
 undoes each move at the same step (the moves are logged: a few per parameter
-over a run, not one per step).  So s keeps 38 to 59 significant bits at any size
+over a run, not one per step).  So s keeps 26 to 59 significant bits at any size
 (its grid is at most 2**-120: smaller values are far below eps and do not matter).
 The first moment m keeps one absolute grid (2**-frac_bits, like x): its
 relative precision is that of the gradient's size (3.5e-12 for a gradient of
@@ -49,7 +50,8 @@ from .optimizer import Plan
 S_EXTRA_RANGE_BITS = 6      # s = g**2 gets at least 2**6 times the range of x and m
 S_MIN_BITS = 20             # fewer significant bits of s than this count as a coarse grid
 S_CROWDED = 1 << 59         # s's integer may not grow past this: its grid gets coarser first
-S_REFINE_BITS = 12          # a shrinking s's grid gets this much finer at a time
+S_REFINE_BITS = 12          # a shrinking s's grid gets this much finer at a time, ...
+S_REFINE_BELOW = 24         # ... once s is this many bits below s_precision_bits
 
 
 @primitive
@@ -198,7 +200,7 @@ class AdamPlan(Plan):
                 moves.append((fresh[delta > 0], delta[delta > 0]))
                 self._unset[name] = np.setdiff1d(unset, fresh, assume_unique=True)
         k = E._k
-        small = np.flatnonzero((k != 0) & (np.abs(k) < (1 << (target - S_REFINE_BITS))))
+        small = np.flatnonzero((k != 0) & (np.abs(k) < (1 << (target - S_REFINE_BELOW))))
         if len(small):
             bits = np.broadcast_to(E.frac_bits, (len(scale),))[small]
             ok = bits + S_REFINE_BITS <= MAX_ELEMENT_FRAC_BITS
