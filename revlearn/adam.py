@@ -29,7 +29,7 @@ significant bits, the grid gets finer (the integer is
 shifted left: nothing is lost); whenever s is about to outgrow its integer, the
 grid gets coarser and the dropped low bits go into the buffer.  The reverse pass
 undoes each move at the same step (the moves are logged: a few per parameter
-over a run, not one per step).  So s keeps 26 to 59 significant bits at any size
+over a run, not one per step).  So s keeps 22 to 59 significant bits at any size
 (its grid is at most 2**-120: smaller values are far below eps and do not matter).
 The first moment m keeps one absolute grid (2**-frac_bits, like x): its
 relative precision is that of the gradient's size (3.5e-12 for a gradient of
@@ -95,7 +95,7 @@ class Adam:
     beta1s: object
     beta2s: object
     eps: float = 1e-8
-    s_precision_bits: int = 50    # significant bits kept for s (a storage format, not differentiated)
+    s_precision_bits: int = 46    # significant bits kept for s (a storage format, not differentiated)
 
     def bind(self, n_params, groups=None, denominator_bits=16):
         """The checked schedules for ``n_params`` parameters: an ``AdamPlan``."""
