@@ -62,11 +62,11 @@ def test_display_carries_a_static_picture_and_text_for_readers_without_a_kernel(
     import base64
 
     h = small_history()
-    b = history_browser(h, draw_bars, start=2, readout=lambda hist, i: f"<b>step</b> {i} &amp; more")
+    b = history_browser(h, draw_bars, start=2, readout=lambda hist, i: f"<b>step</b> {i} of 3")
     bundle = b._repr_mimebundle_()
     assert "application/vnd.jupyter.widget-view+json" in bundle        # the live widget
     png = base64.b64decode(bundle["image/png"])
     assert png.startswith(b"\x89PNG\r\n\x1a\n")
-    assert bundle["text/plain"].startswith("step 2 & more")
+    assert bundle["text/plain"].startswith("step 2 of 3")
     b.slider.value = 0            # the static copy follows the state shown
     assert base64.b64decode(b._repr_mimebundle_()["image/png"]) != png

@@ -6,20 +6,17 @@ meta-iteration ``i`` onto the (cleared) matplotlib figure ``fig``, e.g. the
 learned schedules or the learned L2 penalties as images.  A text readout shows
 the meta-loss and the numbers your objective recorded.
 
-A saved notebook keeps the widget only as a reference to a kernel that is no
-longer running, so the browser's display also carries a static picture of the
-meta-iteration it shows (PNG) and its readout as text: GitHub, nbviewer and
-a notebook opened without a kernel show those instead of an empty box.
+Like every revlearn widget it displays itself as a ``Snapshot``: the live
+widget, plus a picture of the meta-iteration it shows and its readout as text,
+which GitHub and nbviewer show instead of an empty box.
 """
-import base64
-import html
-import io
-import re
 from dataclasses import dataclass
 
 import ipywidgets as W
 from IPython.display import clear_output, display
 from matplotlib.figure import Figure
+
+from .snapshot import Snapshot, figure_png
 
 
 def default_readout(history, i):
@@ -45,18 +42,11 @@ class HistoryBrowser:
 
     def static_png(self):
         """The figure as it is drawn now, as PNG bytes."""
-        buf = io.BytesIO()
-        self.fig.savefig(buf, format="png", dpi=80, bbox_inches="tight")
-        return buf.getvalue()
+        return figure_png(self.fig)
 
     def _repr_mimebundle_(self, include=None, exclude=None):
-        # The live widget for a running kernel; a PNG and a line of text of the same
-        # state for every reader that cannot run one (frontends show the richest they can).
-        data = dict(self.widget._repr_mimebundle_())
-        data["image/png"] = base64.b64encode(self.static_png()).decode("ascii")
-        text = html.unescape(re.sub(r"<[^>]+>", "", self.readout.value))
-        data["text/plain"] = text + " (run the notebook to move the slider)"
-        return data
+        # the live widget, and for readers without a kernel the figure and readout shown now
+        return Snapshot(self.widget, self.fig, self.readout.value)._repr_mimebundle_()
 
 
 def history_browser(history, draw, *, description="meta-iteration", readout=None,
