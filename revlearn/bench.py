@@ -184,21 +184,16 @@ def frontier_rows(q):
     small enough for T = 10,000 (64-20-10, 1,510 parameters, batches of 50): exact
     reversal, checkpointing every ceil(sqrt(T)) steps, and autograd's store-all tape
     (only up to T = 1,000: beyond that it needs gigabytes).  Memory relative to exact
-    reversal, time relative to float training, both from the same process."""
-    sizes, Ts = (64, 20, 10), ((30, 100) if q else (100, 1000, 10_000))
+    reversal, time relative to float training, both from the same process.  The
+    measurement is ``revlearn.frontier.measure_point``, shared with notebook 04."""
+    from .frontier import STORE_ALL_MAX_T, measure_point   # revlearn.frontier imports this module
+    Ts = (30, 100) if q else (100, 1000, 10_000)
     results = {}
     for T in Ts:
-        tl, ml, x0, alphas, betas = paper_problem(T, batch=50, n_examples=500, sizes=sizes)
-        methods = {"exact": hypergrad, "checkpointed": hypergrad_checkpointed}
-        if T <= 1000:
-            methods["store-all"] = hypergrad_unrolled
-        # times untraced (tracemalloc slows every allocation), in turn with float training
-        t_float, slows = paired_ratios(lambda: train(tl, x0, alphas, betas),
-                                       [lambda f=fn: f(tl, ml, x0, alphas, betas)
-                                        for fn in methods.values()], 1 if T > 1000 else 3)
-        for (name, fn), slow in zip(methods.items(), slows):
-            results[T, name] = (peak_memory(fn, tl, ml, x0, alphas, betas)[1],
-                                float(np.median(slow)))
+        methods = ("exact", "checkpointed") + (("store-all",) if T <= STORE_ALL_MAX_T else ())
+        rows = measure_point(T, methods, repeats=1 if T > 1000 else 3)
+        for name, r in rows.items():
+            results[T, name] = (r.peak_bytes, r.time_ratio)
         for name in methods:
             peak, slow = results[T, name]
             row(f"T={T:<6} {name:<13} memory / exact, time / float",
