@@ -125,3 +125,20 @@ def check_result_finite(name, value, where):
             f"the hypergradient {name} is not finite ({bad} NaN/inf entries), {where}. It is "
             "not returned: check meta_loss and train_loss for a derivative that is infinite "
             "where they are evaluated (sqrt or log at 0, 1/x at 0, overflow in exp).")
+
+
+BACKENDS = ("autograd", "jax")
+
+
+def derivatives(backend="autograd"):
+    """The module that differentiates the user's losses: this one (autograd) or
+    ``revlearn.jax_backend`` (losses in jax.numpy, derivatives jit-compiled).  Both offer
+    ``flat_meta``, ``train_gradient``, ``train_hvp`` and ``meta_value_and_grad``."""
+    if backend == "autograd":
+        import sys
+        return sys.modules[__name__]
+    if backend == "jax":
+        from . import jax_backend
+        return jax_backend
+    raise ValueError(f"backend must be one of {BACKENDS}, got {backend!r}")
+

@@ -207,7 +207,75 @@ def frontier_rows(q):
     return results
 
 
-SECTIONS = ("buffer", "training", "memory", "adam", "frontier")
+def jax_case(what, T, repeats=3):
+    """One measurement in this (fresh) process for ``jax_rows``: seconds per step (the
+    fastest of ``repeats`` runs after one that compiles) and the process's peak resident
+    memory in bytes, which sees XLA's buffers (tracemalloc does not)."""
+    import resource
+    import jax
+    import jax.numpy as jnp
+    from .jax_backend import mlp_loss, momentum_hypergrad_reference
+    sizes, n, batch = [784, 50, 50, 50, 10], 1000, 200
+    rng = np.random.default_rng(0)
+    X = jnp.asarray(rng.standard_normal((n, sizes[0])))
+    Y = jnp.asarray(np.eye(sizes[-1])[rng.integers(0, sizes[-1], n)])
+    nll = mlp_loss(sizes)
+
+    def loss(x, t):
+        i = (t * batch) % n
+        return nll(x, jax.lax.dynamic_slice_in_dim(X, i, batch),
+                   jax.lax.dynamic_slice_in_dim(Y, i, batch))
+
+    train_loss, meta_loss = (lambda x, m, t: loss(x, t)), (lambda x, m: nll(x, X[:batch], Y[:batch]))
+    model = MLP(sizes)
+    x0 = model.init(1 / np.sqrt(model.fan_in), 0)
+    alphas, betas = np.full(T, 0.1), np.full(T, 0.9)
+    if what == "train":
+        fn = lambda: train(train_loss, x0, alphas, betas, backend="jax")
+    elif what == "revlearn":
+        fn = lambda: hypergrad(train_loss, meta_loss, x0, alphas, betas, backend="jax")
+    else:
+        ref = momentum_hypergrad_reference(loss, lambda x: meta_loss(x, None), x0, alphas,
+                                           to_rational(betas)[0] / 65536.0,
+                                           checkpoint=(what == "checkpointed"))
+        args = (jnp.asarray(alphas), jnp.asarray(to_rational(betas)[0] / 65536.0), jnp.asarray(x0))
+        fn = lambda: jax.block_until_ready(ref(*args))
+    fn()
+    seconds = best_time(fn, repeats) / T
+    return seconds, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+
+
+def jax_rows(q):
+    """revlearn's exact hypergradient with a JAX loss against JAX's own, jit-compiled, on the
+    784-50-50-50-10 net (batches of 200): time per step, and peak memory of a fresh process
+    each (the import of JAX alone takes a few hundred MB, the same for all)."""
+    import json
+    import subprocess
+    import sys
+    Ts = (20, 100) if q else (100, 1000)
+    res = {}
+    for T in Ts:
+        for what in ("train", "revlearn", "checkpointed", "unrolled"):
+            out = subprocess.run([sys.executable, "-c",
+                                  f"import json; from revlearn.bench import jax_case; "
+                                  f"print(json.dumps(jax_case({what!r}, {T})))"],
+                                 capture_output=True, text=True, check=True)
+            res[T, what] = json.loads(out.stdout.strip().splitlines()[-1])
+    big = Ts[-1]
+    for what in ("checkpointed", "unrolled"):
+        ratio = res[big, "revlearn"][0] / res[big, what][0]
+        row(f"revlearn-jax hypergradient / JAX {what}, per step, T={big}", f"{ratio:.2f}x",
+            "<= 1x" if what == "checkpointed" else "report", ratio <= 1 or what != "checkpointed",
+            f"({1e3 * res[big, 'revlearn'][0]:.2f} vs {1e3 * res[big, what][0]:.2f} ms per step; "
+            f"JAX training {1e3 * res[big, 'train'][0]:.2f} ms)")
+    for T in Ts:
+        row(f"peak memory, T={T}: revlearn-jax / JAX checkpointed / JAX unrolled",
+            f"{res[T, 'revlearn'][1] / 1e6:.0f} MB", "report", True,
+            f"(/ {res[T, 'checkpointed'][1] / 1e6:.0f} MB / {res[T, 'unrolled'][1] / 1e6:.0f} MB;"
+            f" float training alone {res[T, 'train'][1] / 1e6:.0f} MB)")
+
+
+SECTIONS = ("buffer", "training", "memory", "adam", "frontier", "jax")
 
 
 def main(argv=None):
@@ -233,6 +301,13 @@ def main(argv=None):
         memory_rows(q, "Adam", adam)
     if "frontier" in only:
         frontier_rows(q)
+    if "jax" in only:
+        try:
+            import jax  # noqa: F401
+        except ImportError:
+            print('     (JAX rows skipped: pip install "revlearn[jax]")')
+        else:
+            jax_rows(q)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ import math
 
 import numpy as np
 
-from .autodiff import check_finite, meta_value_and_grad, train_gradient, train_hvp
+from .autodiff import check_finite, derivatives
 from .errors import ReversalError
 from .hypergrad import _result, reverse_accumulate
 from .progress import Progress
@@ -28,7 +28,8 @@ def default_every(T):
 
 def hypergrad_checkpointed(train_loss, meta_loss, x0, alphas=None, betas=None, meta=None, *,
                            optimizer=None, v0=None, groups=None, every=None,
-                           denominator_bits=DEFAULT_DENOMINATOR_BITS, progress=False):
+                           denominator_bits=DEFAULT_DENOMINATOR_BITS, progress=False,
+                           backend="autograd"):
     """The hypergradient in plain floats with checkpoints every ``every`` steps.
 
     Same arguments and result as ``revlearn.hypergrad`` (the same rational
@@ -36,18 +37,20 @@ def hypergrad_checkpointed(train_loss, meta_loss, x0, alphas=None, betas=None, m
     reversed), plus ``every``: store the state at t = 0, every, 2 every, ...
     (1 stores every state, T only the first).  Checks that each recomputed
     gradient equals the forward pass's bit for bit (``ReversalError`` if not:
-    the loss must be a pure function of (x, meta, t) here too).
+    the loss must be a pure function of (x, meta, t) here too).  ``backend="jax"``
+    for losses in jax.numpy.
     """
     opt, plan, x0, init, m, unflatten = prepare(x0, alphas, betas, optimizer, groups,
-                                                denominator_bits, meta, v0)
+                                                denominator_bits, meta, v0, backend)
     T = plan.T
     every = default_every(T) if every is None else every
     if isinstance(every, bool) or not isinstance(every, (int, np.integer)) or not 1 <= every <= T:
         raise ValueError(f"every must be a whole number of steps in 1..T = {T}, got {every!r}")
     every = int(every)
-    gradx = train_gradient(train_loss, unflatten)
-    hvp = train_hvp(gradx)
-    f = meta_value_and_grad(meta_loss, unflatten)
+    d = derivatives(backend)
+    gradx = d.train_gradient(train_loss, unflatten)
+    hvp = d.train_hvp(gradx)
+    f = d.meta_value_and_grad(meta_loss, unflatten)
     n = len(plan.names)
 
     checkpoints, prints = {}, np.empty(T, dtype=np.uint64)

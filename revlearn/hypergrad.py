@@ -17,8 +17,8 @@ import numpy as np
 from autograd import value_and_grad
 from autograd.tracer import getval
 
-from .autodiff import (LOCK, check_finite, check_result_finite, meta_value_and_grad,
-                       scalar_loss, train_gradient, train_hvp, _explained)
+from .autodiff import (LOCK, check_finite, check_result_finite, derivatives, scalar_loss,
+                       train_gradient, _explained)
 from .buffer import InfoBuffer
 from .errors import ReversalError
 from .fixedpoint import DEFAULT_FRAC_BITS
@@ -147,7 +147,7 @@ def exact_reversal(run, hvp, progress=False):
 def hypergrad(train_loss, meta_loss, x0, alphas=None, betas=None, meta=None, *, optimizer=None,
               v0=None, groups=None, frac_bits=DEFAULT_FRAC_BITS,
               denominator_bits=DEFAULT_DENOMINATOR_BITS, buffer=InfoBuffer, callback=None,
-              progress=False):
+              progress=False, backend="autograd"):
     """Exact gradient of ``meta_loss(x_T, meta)`` with respect to every hyperparameter.
 
     Runs T steps of training on ``train_loss(x, meta, t)`` from ``x0`` in exact
@@ -158,17 +158,19 @@ def hypergrad(train_loss, meta_loss, x0, alphas=None, betas=None, meta=None, *, 
     the fractions n/d with d = 2**denominator_bits.  ``buffer`` is the buffer
     class (``InfoBuffer`` or ``BigIntBuffer``); ``callback(t, X, V)`` (for
     momentum; ``callback(t, *states)`` in general) sees the ExactArrays after
-    each forward step and must not change them.  Returns a
-    ``HypergradResult``; raises (never returns a wrong gradient) if the
+    each forward step and must not change them.  ``backend="jax"`` takes losses
+    written in jax.numpy and jit-compiles their derivatives (``revlearn.jax_backend``).
+    Returns a ``HypergradResult``; raises (never returns a wrong gradient) if the
     reversal is not bit-exact or a result is not finite.
     """
     run = train_exact(train_loss, x0, alphas, betas, meta, optimizer=optimizer, v0=v0,
                       groups=groups, frac_bits=frac_bits, denominator_bits=denominator_bits,
-                      buffer=buffer, callback=callback, progress=progress)
+                      buffer=buffer, callback=callback, progress=progress, backend=backend)
     opt, _, _, _, _, unflatten = prepare(x0, alphas, betas, optimizer, groups,
-                                         denominator_bits, meta, v0)
-    hvp = train_hvp(train_gradient(train_loss, unflatten))
-    f = meta_value_and_grad(meta_loss, unflatten)
+                                         denominator_bits, meta, v0, backend)
+    d = derivatives(backend)
+    hvp = d.train_hvp(d.train_gradient(train_loss, unflatten))
+    f = d.meta_value_and_grad(meta_loss, unflatten)
     S, plan, T = run.state, run.plan, run.plan.T
     buffer_bits = run.buffer_bits
     final = {name: E.val for name, E in zip(plan.names, S)}

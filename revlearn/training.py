@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .autodiff import check_finite, flat_meta, train_gradient
+from .autodiff import check_finite, derivatives
 from .buffer import BigIntBuffer, InfoBuffer
 from .errors import CoarseGridWarning
 from .fixedpoint import DEFAULT_FRAC_BITS, ExactArray, check_frac_bits, value_range
@@ -56,7 +56,8 @@ def resolve_optimizer(alphas, betas, optimizer):
     return optimizer
 
 
-def prepare(x0, alphas, betas, optimizer, groups, denominator_bits, meta, v0=None):
+def prepare(x0, alphas, betas, optimizer, groups, denominator_bits, meta, v0=None,
+            backend="autograd"):
     """Check the common arguments; returns (optimizer, plan, x0, init, meta_flat, unflatten)."""
     x0 = as_vector(x0, "x0")
     if not x0.size:
@@ -65,7 +66,7 @@ def prepare(x0, alphas, betas, optimizer, groups, denominator_bits, meta, v0=Non
     plan = opt.bind(len(x0), groups, denominator_bits)
     init = {"v": None if v0 is None else as_vector(v0, "v0", len(x0))}
     plan.check_init(init, len(x0))
-    m, unflatten = flat_meta(meta)
+    m, unflatten = derivatives(backend).flat_meta(meta)
     return opt, plan, x0, init, m, unflatten
 
 
@@ -82,17 +83,18 @@ class TrainResult:
 
 
 def train(train_loss, x0, alphas=None, betas=None, meta=None, *, optimizer=None, v0=None,
-          groups=None, denominator_bits=None, callback=None):
+          groups=None, denominator_bits=None, callback=None, backend="autograd"):
     """Plain float training: the baseline every exact result is compared with.
 
-    Same arguments as ``hypergrad``.  With ``denominator_bits=None`` decays are
+    Same arguments as ``hypergrad`` (``backend="jax"`` for losses in jax.numpy).  With
+    ``denominator_bits=None`` decays are
     used as given; pass 16 to use the same fractions n/d as exact training.
     ``callback(t, x, *state)`` is called after each step (``callback(t, x, v)``
     for momentum).  Returns ``x_final`` and the final ``state`` (``v_final``).
     """
     opt, plan, x, init, m, unflatten = prepare(x0, alphas, betas, optimizer, groups,
-                                               denominator_bits, meta, v0)
-    gradx = train_gradient(train_loss, unflatten)
+                                               denominator_bits, meta, v0, backend)
+    gradx = derivatives(backend).train_gradient(train_loss, unflatten)
     state = plan.float_init(x, init)
     for t in range(plan.T):
         g = gradx(state[0], m, t)
@@ -154,7 +156,7 @@ def _check_buffer_class(buffer):
 def train_exact(train_loss, x0, alphas=None, betas=None, meta=None, *, optimizer=None, v0=None,
                 groups=None, frac_bits=DEFAULT_FRAC_BITS,
                 denominator_bits=DEFAULT_DENOMINATOR_BITS, buffer=InfoBuffer, callback=None,
-                progress=False):
+                progress=False, backend="autograd"):
     """Training in exact fixed point, keeping only what reversal needs.
 
     Same arguments as ``hypergrad``.  Returns an ``ExactRun`` (``x_final``,
@@ -165,8 +167,8 @@ def train_exact(train_loss, x0, alphas=None, betas=None, meta=None, *, optimizer
     check_denominator_bits(denominator_bits)   # exact training needs the fractions n/d
     _check_buffer_class(buffer)
     opt, plan, x0, init, m, unflatten = prepare(x0, alphas, betas, optimizer, groups,
-                                                denominator_bits, meta, v0)
-    gradx = train_gradient(train_loss, unflatten)
+                                                denominator_bits, meta, v0, backend)
+    gradx = derivatives(backend).train_gradient(train_loss, unflatten)
     start = plan.float_init(x0, init)
     S = [ExactArray(a, f, buffer=buffer(len(x0)), name=name)
          for a, f, name in zip(start, plan.formats(frac_bits), plan.names)]

@@ -1,0 +1,123 @@
+"""backend="jax": losses in jax.numpy give the autograd path's answers, with every guarantee."""
+import numpy as np
+import pytest
+
+import revlearn as rl
+
+jax = pytest.importorskip("jax")
+jnp = pytest.importorskip("jax.numpy")
+
+from revlearn.jax_backend import mlp_loss, momentum_hypergrad_reference  # noqa: E402
+
+
+def _problem(seed=0, T=20, sizes=(12, 7, 3), N=60, B=10):
+    rng = np.random.default_rng(seed)
+    net = rl.MLP(list(sizes))
+    X, Y = rng.standard_normal((N, sizes[0])), np.eye(sizes[-1])[rng.integers(0, sizes[-1], N)]
+    table = np.stack([rl.batch_indices(N, B, t, seed) for t in range(T)])
+    XJ, YJ, TJ = jnp.asarray(X), jnp.asarray(Y), jnp.asarray(table)
+    jl = mlp_loss(list(sizes))
+
+    def tl_jax(x, m, t):
+        idx = TJ[t]
+        return jl(x, XJ[idx], YJ[idx]) + jnp.sum(jnp.exp(m) * x ** 2)
+
+    def tl_autograd(x, m, t):
+        import autograd.numpy as anp
+        idx = table[t]
+        return net.loss(x, X[idx], Y[idx]) + anp.sum(anp.exp(m) * x ** 2)
+
+    ml_jax = lambda x, m: jl(x, XJ, YJ)
+    ml_autograd = lambda x, m: net.loss(x, X, Y)
+    meta = np.log(0.01) + 0.3 * rng.standard_normal(net.n_params)
+    return net, (tl_jax, ml_jax), (tl_autograd, ml_autograd), net.init(0.5, seed), meta, rng
+
+
+@pytest.mark.parametrize("which", ["momentum", "adam"])
+def test_jax_hypergradients_equal_the_autograd_path(which):
+    net, (tlj, mlj), (tla, mla), x0, meta, rng = _problem()
+    T, G = 20, net.n_groups
+    opt = (rl.Momentum(rng.uniform(.2, .5, (T, G)), rng.uniform(.6, .95, (T, G)))
+           if which == "momentum" else
+           rl.Adam(rng.uniform(.01, .05, (T, G)), rng.uniform(.8, .95, (T, G)),
+                   rng.uniform(.99, .999, (T, G))))
+    kw = dict(meta=meta, optimizer=opt, groups=net.groups)
+    j = rl.hypergrad(tlj, mlj, x0, backend="jax", **kw)
+    a = rl.hypergrad(tla, mla, x0, **kw)
+    assert j.exact
+    np.testing.assert_allclose(j.x_final, a.x_final, rtol=1e-10, atol=1e-12)
+    assert j.meta_loss == pytest.approx(a.meta_loss, rel=1e-10)
+    for name, want in vars(a.d_optimizer).items():
+        if name == "s_precision_bits":
+            continue
+        got, want = np.asarray(getattr(j.d_optimizer, name)), np.asarray(want)
+        np.testing.assert_allclose(got, want, rtol=1e-10, atol=1e-10 * np.abs(want).max())
+    for name in ("d_x0", "d_meta"):
+        want = getattr(a, name)
+        np.testing.assert_allclose(getattr(j, name), want, rtol=1e-10,
+                                   atol=1e-10 * np.abs(want).max())
+
+
+def test_jax_checkpointing_and_float_training_agree_too():
+    net, (tlj, mlj), (tla, mla), x0, meta, rng = _problem(seed=1)
+    T = 20
+    alphas, betas = np.full(T, 0.3), np.full(T, 0.9)
+    c = rl.hypergrad_checkpointed(tlj, mlj, x0, alphas, betas, meta, backend="jax")
+    u = rl.hypergrad_unrolled(tla, mla, x0, alphas, betas, meta)
+    np.testing.assert_allclose(c.d_alphas, u.d_alphas, rtol=1e-10)
+    f = rl.train(tlj, x0, alphas, betas, meta, backend="jax").x_final
+    np.testing.assert_allclose(f, rl.train(tla, x0, alphas, betas, meta).x_final, rtol=1e-12,
+                               atol=1e-14)
+
+
+def test_jax_path_keeps_every_check():
+    net, (tlj, mlj), _, x0, meta, rng = _problem(seed=2)
+    T = 10
+    a, b = np.full(T, 0.3), np.full(T, 0.9)
+    with pytest.raises(TypeError, match="could not differentiate train_loss with JAX"):
+        rl.hypergrad(lambda x, m, t: float(jnp.sum(x)), mlj, x0, a, b, meta, backend="jax")
+    with pytest.raises(FloatingPointError, match="iteration 4"):
+        rl.hypergrad(lambda x, m, t: tlj(x, m, t) * jnp.where(t == 4, jnp.nan, 1.0), mlj, x0,
+                     a, b, meta, backend="jax")
+    with pytest.raises(ValueError, match="backend must be one of"):
+        rl.hypergrad(tlj, mlj, x0, a, b, meta, backend="torch")
+
+
+def test_a_jax_loss_recompiled_with_other_data_is_caught_by_the_fingerprints():
+    """jax.jit freezes the numpy arrays a loss closes over when it compiles; if the loss is
+    recompiled between the passes with other values, the reverse pass must notice."""
+    from revlearn import jax_backend
+    from revlearn.autodiff import derivatives
+    from revlearn.hypergrad import exact_reversal
+    net, (tlj, mlj), _, x0, meta, rng = _problem(seed=4)
+    T = 8
+    shift = np.zeros(len(x0))
+
+    def drifting(x, m, t):
+        return tlj(x, m, t) + 1e-3 * jnp.dot(jnp.asarray(shift), x)
+    run = rl.train_exact(drifting, x0, np.full(T, 0.3), np.full(T, 0.9), meta, backend="jax")
+    shift[:] = 1.0
+    jax_backend._COMPILED.clear()              # the next use compiles with the new values
+    d = derivatives("jax")
+    hvp = d.train_hvp(d.train_gradient(drifting, d.flat_meta(meta)[1]))
+    with pytest.raises(rl.ReversalError, match="different gradient at iteration 7"):
+        for _ in exact_reversal(run, hvp):
+            pass
+
+
+def test_the_reference_jax_hypergradients_agree_with_revlearns():
+    """momentum_hypergrad_reference (JAX's own, for the benchmark) computes the same thing."""
+    net, (tlj, mlj), _, x0, meta, rng = _problem(seed=3)
+    T = 15
+    alphas, betas = np.full(T, 0.3), np.full(T, 0.9)
+    loss = lambda x, t: tlj(x, jnp.asarray(meta), t)
+    r = rl.hypergrad(tlj, mlj, x0, alphas, betas, meta, backend="jax")
+    for checkpoint in (False, True):
+        f = momentum_hypergrad_reference(loss, lambda x: mlj(x, None), x0, alphas,
+                                         rl.rational_value(betas), checkpoint=checkpoint)
+        value, (d_alphas, d_betas, d_x0) = f(jnp.asarray(alphas),
+                                             jnp.asarray(rl.rational_value(betas)),
+                                             jnp.asarray(x0))
+        np.testing.assert_allclose(np.asarray(d_alphas), r.d_alphas, rtol=1e-8)
+        np.testing.assert_allclose(np.asarray(d_x0), r.d_x0, rtol=1e-6,
+                                   atol=1e-8 * np.abs(r.d_x0).max())
