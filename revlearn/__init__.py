@@ -9,7 +9,7 @@ from .checkpoint import hypergrad_checkpointed
 from .datasets import Dataset, batch_indices, digits_splits, load_digits, load_mnist
 from .errors import BufferUnderflowError, ReversalError
 from .fixedpoint import ExactArray
-from . import kernels
+from . import kernels  # noqa: F401  (revlearn.kernels.ENABLED: compiled kernels in use?)
 from .hypergrad import HypergradResult, hypergrad, hypergrad_unrolled, train_exact
 from .models import MLP, logistic_regression
 from .momentum import Momentum

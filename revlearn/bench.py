@@ -15,12 +15,11 @@ import os
 import platform
 import time
 
-import autograd.numpy as anp
 import numpy as np
 from threadpoolctl import threadpool_info
 
 from . import (MLP, Adam, BigIntBuffer, ExactArray, InfoBuffer, Momentum, hypergrad,
-               hypergrad_checkpointed, hypergrad_unrolled, to_rational, train)
+               hypergrad_unrolled, to_rational, train)
 from .hypergrad import train_exact
 from .memory import peak_memory
 

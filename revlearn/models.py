@@ -182,7 +182,7 @@ class _FusedMLP:
 
     def composite(self, x, inputs, targets):
         """The loss through the layer primitives (the reference, and the fallback)."""
-        h, ends, start = inputs, [], 0
+        h, start = inputs, 0
         for i, (m, n) in enumerate(self.shapes):
             W = np.reshape(x[start:start + m * n], (m, n))
             b = x[start + m * n:start + m * n + n]
