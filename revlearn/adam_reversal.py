@@ -14,7 +14,10 @@ reversal loses max(log2(1/beta1), log2(1/beta2)) bits per step and is garbage
 after about p / max(...) steps (p = 53 for float64).  Exact reversal instead
 has to keep the bits of *both* averages: its buffer grows by the sum,
 log2(d/n1) + log2(d/n2) bits per parameter per step.  The error is set by the
-worse average, the memory by both.
+worse average, the memory by both.  (Plus a constant: when the grid of a
+parameter's s coarsens because s has grown, the dropped low bits go into s's
+buffer once; ``ExactWalk.dropped_bits`` counts them, and ``bits_per_step(...,
+away_from_grid_moves=True)`` measures the slope without those jumps.)
 
 This holds in Adam's usual regime, beta1 <= beta2.  With beta2 < beta1 the
 second moment forgets faster than the mean, the step m / sqrt(s) is no longer
@@ -92,30 +95,71 @@ class ExactWalk:
     pass recovered differently from the forward pass (0 everywhere when the
     reversal is exact); ``errors[t]`` = max |recovered x_t - forward x_t|.
     ``bits[name][t]`` are the bits in that state's buffer after forward step t
-    (t = 0 is the start), per parameter.  ``buffers_empty``: after the walk.
+    (t = 0 is the start), per parameter.  ``frac_bits[name][t]`` are the fractional
+    bits of every parameter's grid for that state after forward step t: constant for
+    x and m, moving for Adam's s (see ``grid_moves``).  ``final[name]``: that state's
+    values after training (``x_final``: the weights).  ``buffers_empty``: after the walk.
     """
     mismatches: np.ndarray
     errors: np.ndarray
     bits: dict
+    frac_bits: dict
+    final: dict
     buffers_empty: bool
     n_params: int
     T: int
+
+    @property
+    def x_final(self):
+        """The weights after training."""
+        return self.final["x"]
 
     @property
     def exact(self):
         """Every state recovered bit for bit and the buffers back to empty."""
         return bool(self.buffers_empty and not self.mismatches.any())
 
-    def bits_per_step(self, name=None, start=None):
+    def bits_per_step(self, name=None, start=None, *, away_from_grid_moves=False):
         """Measured growth of the buffer (one state's, or all of them) per parameter per
         step: a straight-line fit over steps ``start`` .. T (default: the second half,
-        past the constant the buffers start with)."""
-        total = sum(self.bits.values()) if name is None else self.bits[name]
+        past the constant the buffers start with).
+
+        With ``away_from_grid_moves``, the steps at which a grid of the state (of any
+        state, for the total) moved are cut out and the pieces joined before the fit: a
+        coarser grid for Adam's s pushes its dropped low bits into s's buffer, a jump of
+        a few bits once (``dropped_bits``), not a slope; this measures the slope alone.
+        """
+        names = list(self.bits) if name is None else [name]
+        total = sum(self.bits[n] for n in names)
         start = self.T // 2 if start is None else int(start)
         t = np.arange(start, self.T + 1)
         if len(t) < 2:
             raise ValueError(f"start must leave at least two steps of the {self.T}, got {start}")
-        return float(np.polyfit(t, total[t], 1)[0])
+        if not away_from_grid_moves:
+            return float(np.polyfit(t, total[t], 1)[0])
+        moved = np.zeros(self.T + 1, dtype=bool)      # moved[t]: a grid moved in step t - 1
+        for n in names:
+            moved[1:] |= (np.diff(self.frac_bits[n], axis=0) != 0).any(axis=1)
+        steps = t[1:][~moved[t[1:]]]                   # increments total[t] - total[t - 1]
+        if len(steps) < 2:
+            raise ValueError(f"fewer than two steps from {start} to {self.T} without grid moves")
+        joined = np.concatenate([[0.0], np.cumsum(total[steps] - total[steps - 1])])
+        return float(np.polyfit(np.arange(len(joined)), joined, 1)[0])
+
+    def dropped_bits(self, name="s"):
+        """Bits per parameter that coarser grids of state ``name`` dropped into its buffer
+        over the whole run: the sum of every net coarsening (in bits), divided by the
+        number of parameters.  (Finer grids drop nothing: the integers shift left.)"""
+        change = np.diff(self.frac_bits[name].astype(np.int64), axis=0)
+        return float(-change[change < 0].sum() / self.n_params)
+
+    def grid_moves(self, name="s"):
+        """How often the grid of state ``name`` moved: ``(finer, coarser)``, two length-T
+        arrays counting the parameters whose grid got finer or coarser at each step
+        (the net change over the step: a parameter refined and coarsened within one
+        step counts once, by the sign of the sum, or not at all if they cancel)."""
+        change = np.diff(self.frac_bits[name].astype(np.int64), axis=0)
+        return (change > 0).sum(axis=1), (change < 0).sum(axis=1)
 
 
 def exact_walk(train_loss, x0, optimizer, meta=None, *, groups=None, **train_kwargs):
@@ -126,11 +170,13 @@ def exact_walk(train_loss, x0, optimizer, meta=None, *, groups=None, **train_kwa
     Keeps a copy of every forward state, which the engine itself never does:
     this is a check for small problems, not a way to train.  Returns an ``ExactWalk``.
     """
-    names_bits = {}
+    names_bits, grids = {}, {}
     states = []
 
     def remember(t, *S):
         states.append([E.k.copy() for E in S])
+        for E in S:
+            grids.setdefault(E.name, []).append(np.broadcast_to(E.frac_bits, len(E.k)).copy())
         for E in S[1:]:
             names_bits.setdefault(E.name, []).append(E.buffer.nbits)
 
@@ -148,5 +194,11 @@ def exact_walk(train_loss, x0, optimizer, meta=None, *, groups=None, **train_kwa
         errors[t] = float(np.max(np.abs(run.state[0].k - states[t][0]))) * grid
     bits = {name: np.concatenate([[0.0], np.array(b, dtype=float) / n])
             for name, b in names_bits.items()}
-    return ExactWalk(mismatches=mismatches, errors=errors, bits=bits,
-                     buffers_empty=all(E.buffer.is_empty() for E in run.state), n_params=n, T=T)
+    # walked back, every grid is where it started (each move undone at its own step)
+    frac_bits = {E.name: np.array([np.broadcast_to(E.frac_bits, n), *grids[E.name]],
+                                  dtype=np.int16) for E in run.state}
+    final = {E.name: k * 2.0 ** -frac_bits[E.name][T].astype(np.float64)
+             for E, k in zip(run.state, states[T])}
+    return ExactWalk(mismatches=mismatches, errors=errors, bits=bits, frac_bits=frac_bits,
+                     final=final, buffers_empty=all(E.buffer.is_empty() for E in run.state),
+                     n_params=n, T=T)

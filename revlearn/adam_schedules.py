@@ -146,15 +146,10 @@ def centered_digits(n_train=1200, seed=0):
     each pixel centred on its training mean, and pixels constant over the training set
     (always blank) dropped: 61 inputs instead of 64.
 
-    Centring is standard practice; here it also matters for exact Adam.  A weight
-    on a pixel that is blank in the first minibatch has a first gradient of exactly
-    zero, and the engine fixes the fixed-point format of each parameter's second
-    moment s at the first step, from that first value: a zero gets a coarse grid
-    (2**-42), on which the small s of later steps rounds to zero, and the exact
-    run's steps m / (sqrt(s) + eps) part ways with float Adam's.  A pixel that is
-    always blank gives a weight whose s is 0 for ever, where autograd's derivative of
-    sqrt is infinite, which breaks the unrolled oracle.  Centred, no first gradient is
-    zero; dropped, no s stays zero.
+    Standard preprocessing: with centred inputs the first layer's weight updates do
+    not all lean the same way (LeCun et al., "Efficient BackProp", 1998), and a pixel that is blank in every training digit carries no information
+    (its weights get a gradient of exactly 0 for ever).  Exact Adam does not need
+    it: it matches float Adam on the raw digits as well (``digits_task(centred=False)``).
     """
     d = digits_splits(n_train=n_train, n_valid=0, seed=seed)
     keep = d.train.inputs.std(axis=0) > 0
@@ -163,9 +158,10 @@ def centered_digits(n_train=1200, seed=0):
                     for part in (d.train, d.valid, d.test)))
 
 
-def digits_task(hidden=(50, 50, 50), *, T=50, batch=100, n_train=1200, **adam):
+def digits_task(hidden=(50, 50, 50), *, T=50, batch=100, n_train=1200, centred=True, **adam):
     """The digits version of the paper's setting: an MLP inputs-hidden-10 (tanh) on
-    ``centered_digits(n_train)``, the remaining digits as a test set (only watched)."""
-    data = centered_digits(n_train)
+    ``centered_digits(n_train)`` (or, with ``centred=False``, the raw 64 pixels of the
+    same split), the remaining digits as a test set (only watched)."""
+    data = centered_digits(n_train) if centred else digits_splits(n_train=n_train, n_valid=0)
     model = MLP([data.train.inputs.shape[1], *hidden, 10])
     return AdamScheduleTask(data, model, T, batch, **adam)

@@ -131,3 +131,47 @@ def test_error_slope_of_a_reversal_that_never_grows_is_nan():
     r = rl.reverse_naive(train_loss, x0, optimizer=rl.Adam(np.full(3, 0.01), np.full(3, 0.9),
                                                            np.full(3, 0.999)))
     assert math.isnan(error_slope(r))
+
+
+def test_exact_walk_records_every_grid_and_the_final_weights():
+    train_loss, _, x0 = tanh_regression(12, 2)
+    T = 30
+    opt = rl.Adam(np.full(T, 0.01), np.full(T, 0.9), np.full(T, 0.999))
+    w = exact_walk(train_loss, x0, opt)
+    run = rl.train_exact(train_loss, x0, optimizer=opt)
+    np.testing.assert_array_equal(w.x_final, run.x_final)
+    for name, E in zip("xms", run.state):
+        np.testing.assert_array_equal(w.final[name], E.val)
+    for name in ("x", "m"):              # one absolute grid, never moving
+        assert w.frac_bits[name].shape == (T + 1, 12) and (w.frac_bits[name] == 48).all()
+    fb = w.frac_bits["s"]
+    assert fb.shape == (T + 1, 12) and (fb[0] == fb[0, 0]).all()
+    finer, coarser = w.grid_moves("s")
+    assert finer[0] == 12 and (fb[1] > fb[0]).all()   # first nonzero gradient: finer, everywhere
+    assert len(finer) == len(coarser) == T
+
+
+def growing_gradients(n_params, jump_at):
+    """Gradients of 1e-3 that jump to 1e2 at step ``jump_at``: s grows by 1e10 and its
+    grid has to coarsen, dropping low bits into s's buffer."""
+    G = np.random.default_rng(1).standard_normal(n_params)
+    return lambda x, meta, t: (1e-3 if t < jump_at else 1e2) * anp.dot(G, x)
+
+
+def test_a_coarsening_grid_adds_its_dropped_bits_to_s_buffer_once_not_a_slope():
+    T, n = 300, 20
+    opt = rl.Adam(np.full(T, 0.01), np.full(T, 0.9), np.full(T, 0.99))
+    w = exact_walk(growing_gradients(n, 200), np.ones(n), opt)
+    assert w.exact
+    finer, coarser = w.grid_moves("s")
+    assert coarser[200] > 0 and coarser[:200].sum() == 0
+    dropped = w.dropped_bits("s")
+    assert dropped > 1                                   # bits per parameter, in total
+    m, s = theoretical_bits(0.9, 0.99)
+    # the buffer holds T log2(d/n2) plus exactly what the coarser grids dropped
+    assert w.bits["s"][-1] == pytest.approx(T * s + dropped, rel=1e-4)
+    # fitted across the jump, the slope is off; away from the moves it is the theory
+    assert abs(w.bits_per_step("s") / s - 1) > 0.02
+    assert w.bits_per_step("s", away_from_grid_moves=True) == pytest.approx(s, rel=1e-4)
+    assert w.bits_per_step(away_from_grid_moves=True) == pytest.approx(m + s, rel=1e-4)
+    assert w.bits_per_step("m", away_from_grid_moves=True) == w.bits_per_step("m")
