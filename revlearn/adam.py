@@ -52,6 +52,7 @@ S_MIN_BITS = 20             # fewer significant bits of s than this count as a c
 S_CROWDED = 1 << 59         # s's integer may not grow past this: its grid gets coarser first
 S_REFINE_BITS = 12          # a shrinking s's grid gets this much finer at a time, ...
 S_REFINE_BELOW = 24         # ... once s is this many bits below s_precision_bits
+S_REFINE_EVERY = 16         # (looked at every this many steps)
 
 
 @primitive
@@ -200,7 +201,9 @@ class AdamPlan(Plan):
                 moves.append((fresh[delta > 0], delta[delta > 0]))
                 self._unset[name] = np.setdiff1d(unset, fresh, assume_unique=True)
         k = E._k
-        small = np.flatnonzero((k != 0) & (np.abs(k) < (1 << (target - S_REFINE_BELOW))))
+        small = ()
+        if t % S_REFINE_EVERY == 0:     # s shrinks slowly: looking every few steps suffices
+            small = np.flatnonzero((k != 0) & (np.abs(k) < (1 << (target - S_REFINE_BELOW))))
         if len(small):
             bits = np.broadcast_to(E.frac_bits, (len(scale),))[small]
             ok = bits + S_REFINE_BITS <= MAX_ELEMENT_FRAC_BITS
@@ -211,8 +214,9 @@ class AdamPlan(Plan):
                 self._log.setdefault((t, name, "refine"), []).append((idx, delta))
 
     def _coarsen(self, E, inc, name, t):
-        """Coarser grids (the dropped bits into the buffer) where s is about to outgrow
-        its integer, so that it keeps about s_precision_bits bits."""
+        """Coarser grids (the dropped bits into the buffer) for the values of s that are
+        near the top of their integer's range (|k| + |increment| >= 2**59), so that they
+        keep about s_precision_bits bits; called when an add would overflow."""
         for _ in range(8):          # at most 16 bits per move; a huge jump takes several
             room = np.abs(E._k).astype(np.float64) + np.abs(inc) * E._scale
             crowded = np.flatnonzero(room >= S_CROWDED)
@@ -237,13 +241,15 @@ class AdamPlan(Plan):
             self._unset = {"s": np.arange(len(g))}  # parameters whose gradient was always 0
             self._log = {}           # (step, "s", "refine"/"coarsen") -> grid moves
             self._coarse = [0, 0]    # sampled (s too coarse, s that matters)
-        inc_s = (1 - b2) * g2
         self._refine(Sq, g2, "s", t)
         M.mul(self.numerator("beta1s", t), self.d)
         M.add(g, 1 - b1)
         Sq.mul(self.numerator("beta2s", t), self.d)
-        self._coarsen(Sq, inc_s, "s", t)
-        Sq.add(g2, 1 - b2)
+        try:
+            Sq.add(g2, 1 - b2)
+        except OverflowError:       # s is about to outgrow its integer (the add changed
+            self._coarsen(Sq, (1 - b2) * g2, "s", t)     # nothing): coarser grids, then add
+            Sq.add(g2, 1 - b2)
         s_val = Sq.val
         if t % 8 == 0:
             self._sample_precision(Sq, s_val, c2)
@@ -272,7 +278,9 @@ class AdamPlan(Plan):
 
     def exact_unstep_x(self, S, post, t):
         a, _, _, c1, c2 = self._coefficients(t)
-        S[0].add(direction(post[0], post[1], c1, c2, self.eps), a)   # the same increment
+        u = direction(post[0], post[1], c1, c2, self.eps)
+        S[0].add(u, a)                        # the same increment as the forward step's
+        self._last_direction = (t, u)         # the adjoint of this step needs it too
 
     def exact_unstep_rest(self, S, g, t):
         _, M, Sq = S
@@ -293,31 +301,42 @@ class AdamPlan(Plan):
     def adjoint_step(self, t, adj, post, pre, g):
         """Chain rule through x_{t+1} = x_t - a u, u = (m'/c1) / (sqrt(s'/c2) + eps) and the
         two moving averages; returns the cotangent of g_t.  The bias corrections c1_t, c2_t
-        collect their gradients here and pass them to the betas in ``gradients``."""
+        collect their gradients here and pass them to the betas in ``gradients``.  Written
+        with scratch arrays and dot products: on large nets the passes are the cost."""
         a, b1, b2, c1, c2 = self._coefficients(t)
         (m1, s1), (m0, s0) = post, pre
-        red = self.groups.reduce
-        r = np.sqrt(s1 / c2)
-        den = r + self.eps
-        A = m1 / c1
-        u = A / den
+        red, dot = self.groups.reduce, self.groups.reduce_dot
+        w0, w1, w2, w3 = adj.setdefault("_scratch", [np.empty_like(g) for _ in range(4)])
+        r = np.sqrt(np.divide(s1, c2, out=w0), out=w0)               # sqrt(s'/c2)
+        inv = np.reciprocal(np.add(r, self.eps, out=w1), out=w1)      # 1 / den
+        last = getattr(self, "_last_direction", None)
+        if last is not None and last[0] == t and last[1].shape == g.shape:
+            u = last[1]                            # the reverse pass's own increment
+        else:
+            u = np.multiply(np.multiply(m1, inv, out=w2), 1 / c1, out=w2)
         dx = adj["x"]
-        adj["alphas"][t] = -self.groups.reduce_dot(dx, u)
-        du = -a * dx
-        dA = du / den
-        dden = -dA * u                          # d u / d den = -u / den
-        adj["eps"] += float(np.sum(dden))
-        adj["c1"][t] = red(-dA * A / c1)
-        # d r / d s' = 1 / (2 r c2), d r / d c2 = -r / (2 c2); at s' = 0 (so m' = 0) use 0
-        ds_u = np.divide(dden, 2 * r * c2, out=np.zeros_like(r), where=r > 0)
-        adj["c2"][t] = red(-dden * r / (2 * c2))
-        dm1 = adj["m"] + dA / c1
-        ds1 = adj["s"] + ds_u
-        adj["beta1s"][t] = red(dm1 * (m0 - g))
-        adj["beta2s"][t] = red(ds1 * (s0 - g * g))
-        adj["m"] = b1 * dm1
-        adj["s"] = b2 * ds1
-        return (1 - b1) * dm1 + 2 * (1 - b2) * g * ds1
+        d_alpha = dot(dx, u)                     # du = -a dx, so d alpha_t = -dx . u
+        adj["alphas"][t] = -d_alpha
+        dA = np.multiply(np.multiply(dx, -a, out=w3), inv, out=w3)   # du / den
+        # d c1: the sum of -dA A / c1, which is a (dx . u) / c1 for one a and one c1
+        adj["c1"][t] = a * d_alpha / c1 if np.ndim(a) == 0 and np.ndim(c1) == 0 \
+            else red(-dA * m1 / (c1 * c1))
+        neg = np.multiply(dA, u, out=w2)         # -(d den) = dA u  (u is used up)
+        adj["eps"] -= float(np.sum(neg))
+        adj["c2"][t] = dot(neg, r) / (2 * c2) if np.ndim(c2) == 0 else red(neg * r / (2 * c2))
+        # d r / d s' = 1 / (2 r c2); at s' = 0 (so m' = 0) the derivative is taken as 0
+        ds1 = adj["s"]
+        np.subtract(ds1, np.divide(neg, np.multiply(r, 2 * c2, out=w1), out=w1,
+                                   where=r > 0), out=ds1, where=r > 0)
+        dm1 = adj["m"]
+        dm1 += np.multiply(dA, 1 / c1, out=w3)
+        adj["beta1s"][t] = dot(dm1, np.subtract(m0, g, out=w0))
+        adj["beta2s"][t] = dot(ds1, np.subtract(s0, np.multiply(g, g, out=w0), out=w0))
+        dg = dm1 * (1 - b1)
+        dg += np.multiply(np.multiply(g, 2 * (1 - b2), out=w0), ds1, out=w0)
+        dm1 *= b1
+        ds1 *= b2
+        return dg
 
     def gradients(self, adj):
         """Pass each bias correction's gradient to the betas in its product:

@@ -24,12 +24,24 @@ _HOWTO = ("Write the loss with autograd.numpy (import autograd.numpy as np), ret
           "non-autograd libraries inside it.")
 
 
+def locked_flatten(value):
+    """``autograd.misc.flatten`` taking its turn on the lock: it is itself a VJP (it traces),
+    and so is the ``unflatten`` it returns."""
+    with LOCK:
+        flat, raw_unflatten = flatten(value)
+
+    def unflatten(v):
+        with LOCK:
+            return raw_unflatten(v)
+    return flat, unflatten
+
+
 def flat_meta(meta):
     """Flatten ``meta`` (None means no hyperparameters) -> (flat vector, unflatten)."""
     if meta is None:
         return np.zeros(0), lambda m: None
     try:
-        flat, unflatten = flatten(meta)
+        flat, unflatten = locked_flatten(meta)
         flat = np.asarray(flat)
     except TypeError as e:
         if isinstance(meta, (int, np.integer, complex)):

@@ -277,7 +277,7 @@ class ExactArray:
         ``BigIntBuffer`` within n steps).  Checks n, d and the range before
         changing anything: a failed call leaves the array as it was."""
         self._check_fraction(n, d, "mul")
-        self._rescale(n, d, "multiplying by n/d")
+        self._rescale(n, d, "multiplying by n/d", growing=True)
 
     def div(self, n, d):
         """Divide by n/d exactly (the inverse of ``mul``); raises before overflowing.
@@ -287,12 +287,12 @@ class ExactArray:
         (an ``InfoBuffer`` notices only after its 8 bits of slack per stream:
         see ``revlearn.buffer``)."""
         self._check_fraction(n, d, "div")
-        self._rescale(d, n, "dividing by n/d")
+        self._rescale(d, n, "dividing by n/d", growing=False)
 
-    def _rescale(self, m, divisor, what):
+    def _rescale(self, m, divisor, what, growing):
         """k <- floor(k / divisor) * m + (the remainder, pushed in base divisor, re-read in
         base m): a multiply by m/divisor whose lost digits live in the buffer."""
-        if kernels.ENABLED and self._compiled_rescale(m, divisor):
+        if kernels.ENABLED and self._compiled_rescale(m, divisor, growing):
             return
         w = self._scratch()
         q, r = _floor_divmod(self._k, divisor, w["q"], w["r"])
@@ -410,15 +410,14 @@ class ExactArray:
         self._bound = float(biggest)
         return True
 
-    def _compiled_rescale(self, m, divisor):
+    def _compiled_rescale(self, m, divisor, growing):
         """mul/div by n/d with d = 2**k in one compiled pass over k and an InfoBuffer's heads,
         when the running bound proves the result in range and the exchange is the exact
         mixed-radix one; False to use numpy instead."""
         buf = self.buffer
         if type(buf) is not InfoBuffer or self._bound is None:
             return False
-        growing = _scalar(divisor)            # mul: divide by d, multiply by n
-        d, n = (divisor, m) if growing else (m, divisor)
+        d, n = (divisor, m) if growing else (m, divisor)   # mul: k / d * n; div: k / n * d
         if not _scalar(d) or int(d) & (int(d) - 1) or np.ndim(n) > 1:
             return False
         n = np.asarray(n, dtype=np.int64).reshape(-1)

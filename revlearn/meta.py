@@ -11,8 +11,8 @@ import copy
 from dataclasses import dataclass, field
 
 import numpy as np
-from autograd.misc import flatten
 
+from .autodiff import locked_flatten
 from .progress import Progress
 
 METHODS = ("adam", "sgd")
@@ -132,7 +132,7 @@ def _check_structure(grad, params, i, where="grad_params"):
 
 
 def _flat_grad(grad, size, i):
-    g = np.asarray(flatten(grad)[0], dtype=np.float64)
+    g = np.asarray(locked_flatten(grad)[0], dtype=np.float64)
     if g.shape != (size,):
         raise ValueError(f"at meta-iteration {i} the objective returned a gradient with {g.size} "
                          f"numbers for {size} hyperparameters: grad_params must have the "
@@ -159,7 +159,7 @@ def meta_optimize(objective, params, *, n_iters, step_size, method="adam", b1=0.
     evaluation.  Returns a ``MetaHistory``.
     """
     _check_args(n_iters, step_size, method)
-    x, unflatten = flatten(params)
+    x, unflatten = locked_flatten(params)
     x = np.array(x, dtype=np.float64)
     m = np.zeros_like(x)
     v = np.zeros_like(x)

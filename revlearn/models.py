@@ -11,8 +11,9 @@ import autograd.numpy as np
 import numpy as onp
 from autograd import grad, make_vjp
 from autograd.extend import defvjp, primitive
-from autograd.misc import flatten
 from autograd.tracer import getval
+
+from .autodiff import locked_flatten
 
 
 def _splitter(shapes):
@@ -291,11 +292,11 @@ class MLP:
         sizes = [int(s) for s in sizes]
         self.layer_sizes = sizes
         template = [(onp.zeros((m, n)), onp.zeros(n)) for m, n in zip(sizes[:-1], sizes[1:])]
-        flat, self.unflatten = flatten(template)
+        flat, self.unflatten = locked_flatten(template)
         self.n_params = len(flat)
         ids = [(onp.full((m, n), 2 * i), onp.full(n, 2 * i + 1))
                for i, (m, n) in enumerate(zip(sizes[:-1], sizes[1:]))]
-        self.groups = flatten(ids)[0].astype(onp.intp)
+        self.groups = locked_flatten(ids)[0].astype(onp.intp)
         self.n_groups = 2 * (len(sizes) - 1)
         self.group_names = [f"{kind}{i + 1}" for i in range(len(sizes) - 1) for kind in ("W", "b")]
         self.fan_in = onp.array([sizes[i // 2] for i in range(self.n_groups)], dtype=float)

@@ -20,10 +20,9 @@ import autograd.numpy as np
 import numpy as onp
 from autograd import make_vjp, value_and_grad
 from autograd.builtins import type as ag_type
-from autograd.misc import flatten
 from autograd.tracer import getval
 
-from .autodiff import LOCK
+from .autodiff import LOCK, locked_flatten
 from .hypergrad import hypergrad
 
 DEFAULT_MAX_BETA = 1 - 2.0 ** -16
@@ -153,6 +152,6 @@ def hypergrad_through(build, params, train_loss, meta_loss, *, extra_loss=None, 
             warnings.filterwarnings("ignore", message="Output seems independent of input")
             extra, extra_grad = value_and_grad(extra_loss)(params)
         value += float(extra)
-        flat_g, unflatten = flatten(grad_params)
-        grad_params = unflatten(flat_g + flatten(extra_grad)[0])
+        flat_g, unflatten = locked_flatten(grad_params)
+        grad_params = unflatten(flat_g + locked_flatten(extra_grad)[0])
     return value, grad_params, result

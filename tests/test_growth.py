@@ -145,7 +145,8 @@ def test_memory_left_behind_tells_free_lists_from_kept_data():
         return np.ones(125_000)          # 1 MB that the caller keeps
 
     kept, m = growth.memory_left_behind(keeps_an_array)
-    assert m.held_after_gc >= 1_000_000 and m.peak >= m.held >= m.held_after_gc
+    # (gc.collect itself, and threads that JAX or numba started, may allocate a few bytes)
+    assert m.held_after_gc >= 1_000_000 and m.peak >= m.held >= m.held_after_gc - 4096
     assert kept.nbytes == 1_000_000
 
     def churns_small_tuples():
