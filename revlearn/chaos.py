@@ -24,6 +24,7 @@ from autograd.tracer import getval
 from .autodiff import check_finite, flat_meta, train_gradient, train_hvp
 from .datasets import Dataset, load_digits
 from .hypergrad import hypergrad
+from .meta import first_growth
 from .models import MLP
 from .progress import Progress
 from .training import as_vector as _as_vector
@@ -369,21 +370,6 @@ class LogAlphaDescent:
     def best(self):
         """The meta-iteration with the lowest loss: the result to keep."""
         return int(np.argmin(self.loss))
-
-
-def first_growth(hypergrads, factor=2.0):
-    """The first meta-iteration whose |hypergradient| exceeds ``factor`` times the
-    smallest one before it: where "stop when the meta-gradient's magnitude starts to
-    grow" (Maclaurin et al. 2015) stops.  None if it never does.  A factor above 1
-    lets small wobbles pass and catches the growth that comes with chaos."""
-    if not factor >= 1:
-        raise ValueError(f"factor must be >= 1 (how many times the smallest |gradient| so far "
-                         f"counts as growth), got {factor!r}")
-    g = np.abs(np.asarray(hypergrads, dtype=float))
-    for i in range(1, len(g)):
-        if g[i] > factor * g[:i].min():
-            return i
-    return None
 
 
 def descend_log_alpha(problem, log_alpha, T, *, step_size, n_iters, stop_growth=None):

@@ -53,26 +53,9 @@ class MetaHistory:
         return np.array([np.asarray(get(p)) for p in self.params])
 
     def gradient_growth(self, factor=10.0, window=5):
-        """The first meta-iteration at which the hypergradient has grown: the paper's stopping rule.
-
-        Maclaurin et al. stopped meta-optimization "when the meta-gradient's magnitude starts
-        to grow", a sign that the hyperparameters reached the chaotic region where the
-        gradient no longer describes the meta-loss (notebook 05).  Here: the first i at which
-        the mean of ``grad_norm`` over meta-iterations i - window + 1 .. i exceeds ``factor``
-        times the smallest such mean before it.  Returns None if that never happens.
-        """
-        if not (factor > 1) or int(window) != window or window < 1:
-            raise ValueError(f"factor must be > 1 and window a whole number >= 1, got "
-                             f"factor={factor!r}, window={window!r}")
-        window = int(window)
-        g = np.asarray(self.grad_norm, dtype=float)
-        lowest = np.inf
-        for i in range(window - 1, len(g)):
-            mean = g[i - window + 1:i + 1].mean()
-            if mean > factor * lowest:
-                return i
-            lowest = min(lowest, mean)
-        return None
+        """The first meta-iteration at which the hypergradient has grown: the paper's stopping
+        rule (``first_growth`` of ``grad_norm``).  None if that never happens."""
+        return first_growth(self.grad_norm, factor, window)
 
     def best(self, key=None):
         """Index of the meta-iteration with the lowest meta-loss (or lowest ``info[key]``)."""
@@ -80,6 +63,30 @@ class MetaHistory:
             raise ValueError("the history is empty: no meta-iteration has run")
         values = np.asarray(self.meta_loss if key is None else self.info_array(key), float)
         return int(np.nanargmin(values))
+
+
+def first_growth(magnitudes, factor=2.0, window=1):
+    """Where "stop when the meta-gradient's magnitude starts to grow" (Maclaurin et al.
+    2015) stops: the first meta-iteration i at which the mean of |magnitudes| over
+    i - window + 1 .. i exceeds ``factor`` times the smallest such mean before it, or None.
+
+    Growth is the sign that the hyperparameters reached the chaotic region, where the
+    gradient no longer describes the meta-loss (notebook 05).  A factor above 1 lets small
+    wobbles pass; a window above 1 averages noisy (fresh-seed) gradients first.
+    """
+    if not factor >= 1 or int(window) != window or window < 1:
+        raise ValueError(f"factor must be >= 1 (how many times the smallest |gradient| so far "
+                         f"counts as growth) and window a whole number >= 1, got "
+                         f"factor={factor!r}, window={window!r}")
+    window = int(window)
+    g = np.abs(np.asarray(magnitudes, dtype=float))
+    lowest = np.inf
+    for i in range(window - 1, len(g)):
+        mean = g[i - window + 1:i + 1].mean()
+        if mean > factor * lowest:
+            return i
+        lowest = min(lowest, mean)
+    return None
 
 
 def _check_args(n_iters, step_size, method):
