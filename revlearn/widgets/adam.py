@@ -19,7 +19,6 @@ it shows the live controls and leaves a picture and a line of text of its
 starting state for readers of a saved notebook.  A starting value outside a
 slider's range is refused, never moved to the nearest end.
 """
-import math
 
 import ipywidgets as widgets
 import matplotlib.pyplot as plt
@@ -30,6 +29,7 @@ from ..adam_reversal import (FLOAT_STATE_BITS, exact_walk, loss_rate, predicted_
                              theoretical_bits)
 from ..naive import MANTISSA_BITS, reverse_naive
 from .reversal import _redraw
+from .controls import check_choice, check_count, check_decay_slider, check_step_size
 from .snapshot import Snapshot
 
 BETA1_RANGE = (0.5, 0.99)
@@ -40,25 +40,12 @@ ERROR_FLOOR = 1e-20     # the bottom of the error axis, where the exact reversal
 
 
 def _check_settings(alpha, T, beta1, beta2, precision, beta1_range, beta2_range, precisions):
-    if isinstance(T, bool) or not isinstance(T, (int, np.integer)) or T < 2:
-        raise ValueError(f"T must be a whole number of training steps >= 2, got {T!r}")
-    if not (np.isfinite(alpha) and alpha > 0):
-        raise ValueError(f"alpha must be a positive step size, got {alpha!r}")
-    for name, beta, rng in (("beta1", beta1, beta1_range), ("beta2", beta2, beta2_range)):
-        lo, hi = (float(b) for b in rng)
-        if not 0 < lo < hi < 1:
-            raise ValueError(f"{name}_range must be (low, high) with 0 < low < high < 1, got "
-                             f"{rng!r}")
-        if not (np.isfinite(beta) and 0 < beta < 1):
-            raise ValueError(f"{name} must lie in (0, 1), got {beta!r}")
-        if not lo <= beta <= hi:
-            raise ValueError(f"{name} = {beta!r} is outside the slider's range {lo:g}..{hi:g}, "
-                             "and the slider would silently move it to the nearest end; pass "
-                             f"{name}_range=({min(lo, beta):g}, {max(hi, beta):g}) to widen it")
+    check_count("T", T, 2)
+    check_step_size(alpha)
+    check_decay_slider("beta1", beta1, beta1_range)
+    check_decay_slider("beta2", beta2, beta2_range)
+    check_choice("precision", precision, precisions)
     values = [v for _, v in precisions]
-    if precision not in values:
-        raise ValueError(f"precision must be one of the dropdown's values {values}, got "
-                         f"{precision!r}")
     unknown = [v for v in values if v not in MANTISSA_BITS or v == "float16"]
     if unknown:
         raise ValueError(f"precisions may be 'float32' and 'float64' (float16 cannot hold "

@@ -16,6 +16,7 @@ from IPython.display import display
 
 from ..growth import bits_trace, savings_factor, theoretical_bits
 from ..rational import check_denominator_bits
+from .controls import check_count, check_decay_slider
 from .snapshot import Snapshot
 
 BETA_RANGE = (0.5, 0.999)   # the beta slider, by default
@@ -51,20 +52,10 @@ def _readout(beta, trace, nominal):
 
 
 def _check_settings(beta, denominator_bits, T, n_params, beta_range):
-    lo, hi = (float(b) for b in beta_range)
-    if not 0 < lo < hi <= 1:
-        raise ValueError(f"beta_range must be (low, high) with 0 < low < high <= 1, got "
-                         f"{beta_range!r}")
-    if not (np.isfinite(beta) and 0 < beta <= 1):
-        raise ValueError(f"beta must lie in (0, 1], got {beta!r}")
-    if not lo <= beta <= hi:
-        raise ValueError(f"beta = {beta!r} is outside the slider's range {lo:g}..{hi:g}, and "
-                         "the slider would silently move it to the nearest end; pass "
-                         f"beta_range=({min(lo, beta):g}, {max(hi, beta):g}) to widen it")
+    check_decay_slider("beta", beta, beta_range, allow_one=True)
     check_denominator_bits(denominator_bits)     # 1..20, the slider's range too
-    for name, v in (("T", T), ("n_params", n_params)):
-        if isinstance(v, bool) or not isinstance(v, (int, np.integer)) or v < 1:
-            raise ValueError(f"{name} must be a positive whole number, got {v!r}")
+    check_count("T", T)
+    check_count("n_params", n_params)
 
 
 def buffer_growth_explorer(beta=0.9, denominator_bits=16, T=200, n_params=100, seed=0,

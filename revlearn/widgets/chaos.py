@@ -17,6 +17,7 @@ from IPython.display import display
 from matplotlib.collections import LineCollection
 
 from ..chaos import roughness, secant_agreement, sweep
+from .controls import check_in_slider
 from .snapshot import Snapshot
 
 WIDTH_RANGE = (-6.0, 0.5)    # the log10-width slider
@@ -64,12 +65,6 @@ def _readout(s):
             f"|d loss / d log alpha|: median {np.median(g):.3g}, max {g.max():.3g}")
 
 
-def _check_in(name, value, lo, hi, widen):
-    if not (np.isfinite(value) and lo <= value <= hi):
-        raise ValueError(f"{name} = {value!r} is outside its slider's range {lo:g}..{hi:g}, and "
-                         f"the slider would silently move it to the nearest end; {widen}")
-
-
 def chaos_explorer(problem, T=20, center=2.6, log10_width=0.0, n_points=40, T_max=60,
                    center_range=(1.5, 3.0)):
     """Build the T / zoom-window explorer for a ``revlearn.chaos.ChaosProblem``.
@@ -81,13 +76,13 @@ def chaos_explorer(problem, T=20, center=2.6, log10_width=0.0, n_points=40, T_ma
         raise ValueError(f"T_max must be a positive whole number, got {T_max!r}")
     if isinstance(T, bool) or not isinstance(T, (int, np.integer)):
         raise ValueError(f"T must be a whole number of training iterations, got {T!r}")
-    _check_in("T", T, 1, T_max, f"pass T_max={max(int(T), 1)} to allow it")
+    check_in_slider("T", T, 1, T_max, f"pass T_max={max(int(T), 1)} to allow it")
     lo, hi = (float(c) for c in center_range)
     if not lo < hi:
         raise ValueError(f"center_range must be (low, high) with low < high, got {center_range!r}")
-    _check_in("center", center, lo, hi,
+    check_in_slider("center", center, lo, hi,
               f"pass center_range=({min(lo, center):g}, {max(hi, center):g}) to widen it")
-    _check_in("log10_width", log10_width, *WIDTH_RANGE,
+    check_in_slider("log10_width", log10_width, *WIDTH_RANGE,
               f"choose a width between 10**{WIDTH_RANGE[0]:g} and 10**{WIDTH_RANGE[1]:g}")
     if isinstance(n_points, bool) or not isinstance(n_points, (int, np.integer)) or n_points < 2:
         raise ValueError(f"n_points must be a whole number >= 2, got {n_points!r}")

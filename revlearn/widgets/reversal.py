@@ -37,6 +37,7 @@ from ..naive import MANTISSA_BITS, reverse_naive
 from ..rational import DEFAULT_DENOMINATOR_BITS
 from ..schedules import Schedule
 from ..toy import toy_problem
+from .controls import check_choice, check_count, check_decay_slider, check_step_size
 from .snapshot import Snapshot
 
 BETA_RANGE = (0.5, 0.99)     # the naive-reversal explorer's beta slider, by default
@@ -150,25 +151,10 @@ class NaiveReversalExplorer:
 
 def _check_explorer_settings(alpha, T, beta, beta_range, precision, precisions):
     """Refuse settings the explorer would otherwise clamp or choke on, naming the fix."""
-    if isinstance(T, bool) or not isinstance(T, (int, np.integer)) or T < 1:
-        raise ValueError(f"T must be a positive whole number of training steps, got {T!r}")
-    if not (np.isfinite(alpha) and alpha > 0):
-        raise ValueError(f"alpha must be a positive step size, got {alpha!r}")
-    lo, hi = (float(b) for b in beta_range)
-    if not 0 < lo < hi < 1:
-        raise ValueError(f"beta_range must be (low, high) with 0 < low < high < 1, got "
-                         f"{beta_range!r}")
-    if not (np.isfinite(beta) and 0 < beta < 1):
-        raise ValueError(f"beta must lie in (0, 1) (a decay that training can undo), got "
-                         f"{beta!r}")
-    if not lo <= beta <= hi:
-        raise ValueError(f"beta = {beta!r} is outside the slider's range {lo:g}..{hi:g}, and "
-                         "the slider would silently move it to the nearest end; pass "
-                         f"beta_range=({min(lo, beta):g}, {max(hi, beta):g}) to widen it")
-    values = [v for _, v in precisions]
-    if precision not in values:
-        raise ValueError(f"precision must be one of the dropdown's values {values}, got "
-                         f"{precision!r}")
+    check_count("T", T)
+    check_step_size(alpha)
+    check_decay_slider("beta", beta, beta_range)
+    check_choice("precision", precision, precisions)
 
 
 def naive_reversal_explorer(train_loss, x0, *, alpha=0.5, T=300, beta=0.9, precision="float64",
