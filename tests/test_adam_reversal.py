@@ -174,4 +174,6 @@ def test_a_coarsening_grid_adds_its_dropped_bits_to_s_buffer_once_not_a_slope():
     assert abs(w.bits_per_step("s") / s - 1) > 0.02
     assert w.bits_per_step("s", away_from_grid_moves=True) == pytest.approx(s, rel=1e-4)
     assert w.bits_per_step(away_from_grid_moves=True) == pytest.approx(m + s, rel=1e-4)
-    assert w.bits_per_step("m", away_from_grid_moves=True) == w.bits_per_step("m")
+    # m's grid never moves, so cutting nothing changes nothing (to the fit's last digits,
+    # which depend on the BLAS kernel behind polyfit)
+    assert w.bits_per_step("m", away_from_grid_moves=True) == pytest.approx(w.bits_per_step("m"), rel=1e-12)
