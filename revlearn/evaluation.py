@@ -11,8 +11,10 @@ and call a difference smaller than the spread a tie.
                       EVAL_SEEDS, exclude=META_SEEDS)
     print(scores["loss"])                     # 0.123 ± 0.004 (20 seeds)
     compare(scores["loss"], baseline["loss"]).verdict   # "lower", "higher" or "tie"
+    compare(scores["loss"], baseline["loss"]).sign_test_p  # paired: could a coin do it?
 """
 from dataclasses import dataclass
+from math import comb
 from numbers import Integral, Real
 
 import numpy as np
@@ -60,13 +62,31 @@ class Comparison:
     """``a`` against ``b`` (lower is better): ``difference`` = mean a - mean b,
     ``spread`` = the larger of the two standard deviations, ``verdict`` "lower",
     "higher" or "tie" (|difference| <= spread), and, when both were measured on
-    the same seeds, ``a_lower_on`` = on how many of them a was lower."""
+    the same seeds, ``a_lower_on`` = on how many of them a was lower and ``ties``
+    = on how many a and b were equal (``sign_test_p`` turns the two into a p-value)."""
     difference: float
     spread: float
     verdict: str
     a_lower_on: object
     n: int
     unit: str = "seeds"
+    ties: object = None
+
+    @property
+    def sign_test_p(self):
+        """The exact two-sided sign test of the paired counts (None if a and b are not paired).
+
+        If a and b were equally good, each seed where they differ would be a fair coin
+        toss for which one is lower; the p-value is the chance that the tosses come out
+        at least as one-sided as ``a_lower_on`` of them (seeds with a tie are left out).
+        A small p (say below 0.05) means the count is hard to get by luck; with several
+        comparisons, some small p-values arise by luck alone.
+        """
+        if self.a_lower_on is None:
+            return None
+        m = self.n - (self.ties or 0)
+        k = min(self.a_lower_on, m - self.a_lower_on)
+        return min(1.0, 2 * sum(comb(m, i) for i in range(k + 1)) / 2 ** m)
 
     def __str__(self):
         if self.verdict == "tie":
@@ -136,7 +156,8 @@ def compare(a, b, unit="seeds"):
     smaller difference is not one a reader could count on.  When a and b were
     measured on the same seeds (same n), ``a_lower_on`` counts the seeds where
     a was lower, the paired view of the same numbers (``unit`` names them in the
-    text, e.g. "splits").
+    text, e.g. "splits"), and ``sign_test_p`` says how surprising that count
+    would be if neither were better.
     """
     if not isinstance(a, Spread) or not isinstance(b, Spread):
         raise TypeError(f"compare takes two Spreads (from on_seeds), got "
@@ -148,7 +169,8 @@ def compare(a, b, unit="seeds"):
     else:
         verdict = "lower" if difference < 0 else "higher"
     paired = int(np.sum(a.values < b.values)) if a.n == b.n else None
-    return Comparison(difference, spread, verdict, paired, a.n, unit)
+    ties = int(np.sum(a.values == b.values)) if a.n == b.n else None
+    return Comparison(difference, spread, verdict, paired, a.n, unit, ties)
 
 
 def table(rows, columns=None, fmt=".3f", name_width=None):

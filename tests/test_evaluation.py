@@ -86,3 +86,34 @@ def test_on_seeds_with_a_progress_bar_scores_every_seed_once(capsys):
     out = on_seeds(lambda s: calls.append(s) or float(s), [5, 6, 7], progress="seeds")
     assert calls == [5, 6, 7] and out.mean == 6.0
     assert "seeds" in capsys.readouterr().err      # tqdm writes its bar to stderr
+
+
+def _sign_test_by_enumeration(lower, m):
+    # every one of the 2^m equally likely coin sequences; count those at least as one-sided
+    import itertools
+    extreme = abs(2 * lower - m)
+    hits = sum(abs(2 * sum(bits) - m) >= extreme for bits in itertools.product((0, 1), repeat=m))
+    return hits / 2 ** m
+
+
+@pytest.mark.parametrize("m", [1, 2, 5, 8, 11])
+def test_sign_test_p_matches_counting_every_coin_sequence(m):
+    for lower in range(m + 1):
+        a = Spread(np.arange(m, dtype=float))
+        b = Spread(np.where(np.arange(m) < lower, a.values + 1, a.values - 1))
+        c = compare(a, b)
+        assert c.a_lower_on == lower and c.ties == 0
+        assert c.sign_test_p == pytest.approx(_sign_test_by_enumeration(lower, m), rel=1e-12)
+
+
+def test_sign_test_leaves_out_tied_seeds_and_needs_pairs():
+    a = Spread([1.0, 2.0, 3.0, 4.0, 5.0])
+    b = Spread([1.0, 2.0, 4.0, 5.0, 6.0])          # two ties, a lower on the other three
+    c = compare(a, b)
+    assert (c.a_lower_on, c.ties) == (3, 2)
+    assert c.sign_test_p == pytest.approx(_sign_test_by_enumeration(3, 3))   # 0.25, not 5 seeds' 0.375
+    assert compare(a, a).sign_test_p == 1.0                   # nothing but ties: no evidence
+    assert compare(a, Spread([1.0, 2.0])).sign_test_p is None  # different seeds: no pairing
+    # 15 of 20: the textbook value 2 * P(Binomial(20, 1/2) >= 15) = 0.0414
+    c20 = compare(Spread(np.zeros(20)), Spread(np.r_[np.ones(15), -np.ones(5)]))
+    assert round(c20.sign_test_p, 4) == 0.0414
