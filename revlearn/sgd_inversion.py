@@ -30,6 +30,13 @@ def double_well_grad(x):
     return x ** 3 - x
 
 
+def double_well_curvature(x):
+    """Second derivative of the double well, L''(x) = 3 x**2 - 1.  One SGD step x -> x -
+    alpha L'(x) has slope 1 - alpha L''(x): it folds back (two starts can merge) only where
+    alpha L'' > 1, and plain SGD near a point is stable while alpha L'' < 2 there."""
+    return 3 * np.asarray(x, dtype=np.float64) ** 2 - 1
+
+
 def double_well_preimages(x_next, alpha):
     """Every real x with x - alpha L'(x) = ``x_next`` for the double well L above.
 
@@ -58,11 +65,22 @@ class FixedPointTrace:
     errors: object
     gradients: int
 
+    def _still(self):
+        # moves small enough to count as "stopped": within 1e-12 of |x|, relative
+        return np.isfinite(self.steps) & (self.steps <= 1e-12 * max(1.0, float(np.max(np.abs(self.x)))))
+
     @property
     def converged(self):
         """True when the iterate stopped moving (last move within 1e-12 of |x|, relative)."""
-        last = self.steps[-1]
-        return bool(np.isfinite(last) and last <= 1e-12 * max(1.0, float(np.max(np.abs(self.x)))))
+        return bool(self._still()[-1])
+
+    @property
+    def converged_at(self):
+        """The number of gradients after which the iterate first stopped moving (its move
+        within 1e-12 of |x|, relative), or None if it never did.  From there on the error
+        stays at rounding level: ends *near* x_t, not on it bit for bit."""
+        still = np.flatnonzero(self._still())
+        return int(still[0]) + 1 if len(still) else None
 
 
 def invert_sgd_step(grad, x_next, alpha, n_iters, *, x_true=None):

@@ -7,8 +7,8 @@ import autograd.numpy as anp
 import numpy as np
 import pytest
 
-from revlearn.sgd_inversion import (double_well_grad, double_well_preimages, invert_sgd_step,
-                                    largest_curvature)
+from revlearn.sgd_inversion import (double_well_curvature, double_well_grad,
+                                    double_well_preimages, invert_sgd_step, largest_curvature)
 
 
 def sgd_step(x, alpha):
@@ -25,6 +25,23 @@ def test_three_different_weights_land_on_the_same_point(x_next, alpha):
 def test_the_worked_example_is_zero_and_plus_minus_root_three():
     np.testing.assert_allclose(double_well_preimages(0.0, 0.5), [-np.sqrt(3), 0, np.sqrt(3)],
                                atol=1e-12)
+
+
+def test_starts_merge_inside_sgds_stable_range_too():
+    """Merging needs alpha L'' >= 1 between the two starts (the step's slope 1 - alpha L''
+    must vanish there), not alpha L'' > 2: near x = 1 two starts with alpha L'' < 2 merge."""
+    alpha = 0.5
+    pre = double_well_preimages(0.98, alpha)
+    near = pre[pre > 0]
+    assert len(pre) == 3 and len(near) == 2
+    np.testing.assert_allclose(sgd_step(near, alpha), 0.98, atol=1e-12)
+    assert (alpha * double_well_curvature(near) < 2).all()
+    assert alpha * double_well_curvature(near).min() < 1 < alpha * double_well_curvature(near).max()
+    assert alpha * double_well_curvature(np.sqrt(3)) == pytest.approx(4)
+    # the finite-difference slope of the step agrees with 1 - alpha L''
+    x, h = 1.3, 1e-6
+    assert (sgd_step(x + h, alpha) - sgd_step(x - h, alpha)) / (2 * h) == \
+        pytest.approx(1 - alpha * double_well_curvature(x), rel=1e-8)
 
 
 def test_far_from_the_wells_the_step_has_one_preimage():
@@ -50,6 +67,19 @@ def test_fixed_point_iteration_converges_below_one_over_the_curvature():
     assert tr.errors[50] / tr.errors[40] == pytest.approx(0.8 ** 10, rel=1e-3)
 
 
+def test_converged_at_is_where_the_closed_form_move_drops_below_the_tolerance():
+    h = np.array([0.5, 1.0, 2.0])
+    x0 = np.array([1.0, -2.0, 0.5])
+    alpha = 0.4
+    x1 = (1 - alpha * h) * x0
+    tr = invert_sgd_step(quadratic(h), x1, alpha, 200, x_true=x0)
+    # error e_k = (alpha h)**k (x1 - x0), so the k-th move is (alpha h)**(k-1) (1 - alpha h) |x1 - x0|
+    k = np.arange(1, 201)[:, None]
+    moves = np.max((alpha * h) ** (k - 1) * (1 - alpha * h) * np.abs(x1 - x0), axis=1)
+    assert tr.converged_at == int(np.argmax(moves <= 1e-12 * 2.0)) + 1
+    assert 50 < tr.converged_at < 200 and tr.steps[tr.converged_at - 2] > 2e-12
+
+
 def test_fixed_point_iteration_diverges_above_one_over_the_curvature_although_x_t_exists():
     h = np.array([0.5, 1.0, 2.0])
     x0 = np.array([1.0, -2.0, 0.5])
@@ -57,7 +87,7 @@ def test_fixed_point_iteration_diverges_above_one_over_the_curvature_although_x_
     x1 = (1 - alpha * h) * x0
     np.testing.assert_allclose(x1 / (1 - alpha * h), x0)    # the inverse exists ...
     tr = invert_sgd_step(quadratic(h), x1, alpha, 60, x_true=x0)
-    assert not tr.converged                                  # ... the iteration misses it
+    assert not tr.converged and tr.converged_at is None      # ... the iteration misses it
     assert tr.errors[-1] > 1e6 * tr.errors[0]
 
 
