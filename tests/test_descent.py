@@ -103,3 +103,16 @@ def test_draw_refuses_a_meta_iteration_that_did_not_run(run):
     fig = matplotlib.figure.Figure()
     with pytest.raises(ValueError, match="0..5"):
         draw_meta_iteration(fig, run, 6)
+
+
+def test_meta_loss_and_meta_gradient_have_an_axis_each(run):
+    # different units: the meta-loss on the left axis, |meta-gradient| on its own right axis
+    fig = matplotlib.figure.Figure()
+    ax = draw_meta_iteration(fig, run, 3)
+    loss = [ln for ln in ax["meta"].get_lines() if ln.get_label().startswith("meta-loss")]
+    grad = [ln for ln in ax["meta_grad"].get_lines() if ln.get_label().startswith("|meta-grad")]
+    assert len(loss) == 1 and len(grad) == 1
+    np.testing.assert_array_equal(loss[0].get_ydata(), run.meta_loss)
+    np.testing.assert_array_equal(grad[0].get_ydata(), run.grad_norm)
+    assert ax["meta"].get_ylabel() and ax["meta_grad"].get_ylabel()
+    assert ax["meta_grad"].get_shared_x_axes().joined(ax["meta_grad"], ax["meta"])

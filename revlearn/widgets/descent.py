@@ -33,9 +33,11 @@ def draw_meta_iteration(fig, run, i, shown=None):
 
     ``shown``: the meta-iterations drawn in colour for comparison (default: all).
     Five panels: trajectories over the loss contours, training loss against
-    the elementary iteration t, meta-loss and |meta-gradient| against the
-    meta-iteration, and the schedules alpha_t and beta_t of meta-iteration i
-    (with meta-iteration 0's dashed).  Returns the dict of axes.
+    the elementary iteration t, meta-loss (left axis) and |meta-gradient| (right
+    axis, ``"meta_grad"``; the gradient with respect to the unconstrained log alpha_t
+    and logit beta_t that the descent steps) against the meta-iteration, and the
+    schedules alpha_t and beta_t of meta-iteration i (with meta-iteration 0's
+    dashed).  Returns the dict of axes.
     """
     n = len(run)
     if not 0 <= i < n:
@@ -70,13 +72,21 @@ def draw_meta_iteration(fig, run, i, shown=None):
     ax["train"].set(xlabel="elementary iteration t", ylabel="training loss $L(x_t)$",
                     title="training curves")
 
+    # meta-loss and |meta-gradient| are in different units: one log axis each (right: gradient)
     k = np.arange(n)
-    ax["meta"].semilogy(k, run.meta_loss, "-", color="k", lw=1.2,
-                        label="meta-loss $f = L(x_T)$")
-    ax["meta"].semilogy(k, run.grad_norm, "--", color="0.5", lw=1.2, label="|meta-gradient|")
+    ax["meta_grad"] = ax["meta"].twinx()
+    loss_line, = ax["meta"].semilogy(k, run.meta_loss, "-", color="k", lw=1.2,
+                                     label="meta-loss $f = L(x_T)$ (left axis)")
+    grad_line, = ax["meta_grad"].semilogy(
+        k, run.grad_norm, "--", color="0.5", lw=1.2,
+        label=r"|meta-gradient| w.r.t. $\log\alpha_t$, logit $\beta_t$ (right axis)")
     ax["meta"].plot([i], [run.meta_loss[i]], "o", color=CURRENT, ms=7)
-    ax["meta"].set(xlabel="meta-iteration", title="meta-learning curve")
-    ax["meta"].legend(loc="lower left", fontsize=8)
+    ax["meta"].set(xlabel="meta-iteration", ylabel="meta-loss $L(x_T)$",
+                   title="meta-learning curve")
+    ax["meta_grad"].set_ylabel(r"$|\partial f / \partial(\log\alpha, \mathrm{logit}\,\beta)|$",
+                               color="0.4")
+    ax["meta_grad"].tick_params(axis="y", colors="0.4")
+    ax["meta"].legend(handles=[loss_line, grad_line], loc="lower left", fontsize=7)
 
     steps = np.arange(run.problem.T)
     for name, values in (("alpha", run.alphas), ("beta", run.betas)):
