@@ -80,3 +80,16 @@ def test_core_notebooks_have_a_widget_and_a_try_this(path):
     assert widget_outputs, f"{path.name}: no ipywidgets control rendered"
     markdown = " ".join("".join(c["source"]) for c in nb["cells"] if c["cell_type"] == "markdown")
     assert re.search(r"try this", markdown, re.I), f"{path.name}: no 'Try this' section"
+
+
+PLACEHOLDER = re.compile(r"\bTODO\b|\bTBD\b|\bFIXME\b|TO BE WRITTEN|\bXXX\b|lorem ipsum", re.I)
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=_ids(NOTEBOOKS))
+def test_no_placeholder_text_in_markdown(path):
+    # a half-written notebook must not pass for a finished one
+    nb = json.loads(path.read_text())
+    for i, c in enumerate(nb["cells"]):
+        if c["cell_type"] == "markdown":
+            m = PLACEHOLDER.search("".join(c["source"]))
+            assert not m, f"{path.name}, cell {i}: placeholder text {m.group(0)!r}"
