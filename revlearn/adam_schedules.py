@@ -113,6 +113,18 @@ class AdamScheduleTask:
             "train_loss": value,
             "test_loss": float(self.model.loss(r.x_final, test.inputs, test.targets))}
 
+    def per_group_objective(self, params, i):
+        """Like ``objective``, for per-group *constant* step sizes: ``params = {"log_alphas":
+        G-vector}``, one log alpha per group for the whole run (the baseline that separates
+        per-layer scale from the shape in time).  Its gradient is the schedule's gradient
+        summed over the T iterations (every iteration's alpha is the same number)."""
+        log_alphas = np.asarray(params["log_alphas"], dtype=np.float64)
+        if log_alphas.shape != (self.G,):
+            raise ValueError(f"params['log_alphas'] must have shape ({self.G},), one per group "
+                             f"{self.model.group_names}, got {log_alphas.shape}")
+        value, grad, info = self.objective({"log_alphas": np.tile(log_alphas, (self.T, 1))}, i)
+        return value, {"log_alphas": grad["log_alphas"].sum(axis=0)}, info
+
     def evaluate(self, alphas, seed):
         """Plain float Adam training with ``alphas`` (see ``_alphas``) on ``seed``, the
         decays rounded to the fractions n/d exact training uses.  Returns the training

@@ -79,6 +79,24 @@ def test_task_objective_uses_seed_i_and_the_training_loss(task):
         pytest.approx(v0, rel=1e-9)
 
 
+def test_per_group_objective_matches_finite_differences_of_per_group_constants(task):
+    """The per-layer-constant baseline: one log alpha per group; its gradient against
+    central differences of plain float training with those constants (``evaluate``)."""
+    la = np.linspace(-3.5, -2.5, task.G)
+    value, grad, info = task.per_group_objective({"log_alphas": la}, 3)
+    assert grad["log_alphas"].shape == (task.G,) and info["train_loss"] == value
+    assert value == pytest.approx(task.evaluate(np.exp(la), 3)["train loss"], rel=1e-9)
+    h = 1e-5
+    for g in (0, task.G - 1):
+        e = np.zeros(task.G)
+        e[g] = h
+        fd = (task.evaluate(np.exp(la + e), 3)["train loss"]
+              - task.evaluate(np.exp(la - e), 3)["train loss"]) / (2 * h)
+        assert grad["log_alphas"][g] == pytest.approx(fd, rel=1e-5, abs=1e-10)
+    with pytest.raises(ValueError, match="one per group"):
+        task.per_group_objective({"log_alphas": np.zeros((task.T, task.G))}, 0)
+
+
 def test_objective_refuses_a_wrong_shape(task):
     with pytest.raises(ValueError, match="log_alphas"):
         task.objective({"log_alphas": np.zeros(task.T)}, 0)
