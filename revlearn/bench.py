@@ -206,72 +206,73 @@ def frontier_rows(q):
     return results
 
 
-def jax_case(what, T, repeats=3):
-    """One measurement in this (fresh) process for ``jax_rows``: seconds per step (the
-    fastest of ``repeats`` runs after one that compiles) and the process's peak resident
-    memory in bytes, which sees XLA's buffers (tracemalloc does not)."""
-    import resource
+def jax_case(what, T, repeats=3, sizes=(784, 50, 50, 50, 10), batch=200, n_examples=1000):
+    """One measurement in this (fresh) process, for ``revlearn.jax_comparison.compare``.
+    The problem is ``paper_problem(T, batch, n_examples, sizes)`` with its losses in JAX
+    (``jax_comparison.jax_problem``); ``what`` is one of ``jax_comparison.CASES``.  Returns
+    a dict: ``seconds`` per step (the fastest of ``repeats`` runs after one that compiles;
+    None for "imports"), ``peak_bytes`` (the process's peak resident memory, which sees
+    XLA's buffers as tracemalloc does not: ``jax_comparison.peak_resident``) and
+    ``run_bytes`` (how far resident memory rose during one run after that first one:
+    ``jax_comparison.resident_rise``, None where the system cannot measure it)."""
     import jax
     import jax.numpy as jnp
-    from .jax_backend import mlp_loss, momentum_hypergrad_reference
-    sizes, n, batch = [784, 50, 50, 50, 10], 1000, 200
-    rng = np.random.default_rng(0)
-    X = jnp.asarray(rng.standard_normal((n, sizes[0])))
-    Y = jnp.asarray(np.eye(sizes[-1])[rng.integers(0, sizes[-1], n)])
-    nll = mlp_loss(sizes)
-
-    def loss(x, t):
-        i = (t * batch) % n
-        return nll(x, jax.lax.dynamic_slice_in_dim(X, i, batch),
-                   jax.lax.dynamic_slice_in_dim(Y, i, batch))
-
-    train_loss, meta_loss = (lambda x, m, t: loss(x, t)), (lambda x, m: nll(x, X[:batch], Y[:batch]))
-    model = MLP(sizes)
-    x0 = model.init(1 / np.sqrt(model.fan_in), 0)
-    alphas, betas = np.full(T, 0.1), np.full(T, 0.9)
-    if what == "train":
+    from .jax_backend import momentum_hypergrad_reference
+    from .jax_comparison import CASES, jax_problem, peak_resident, resident_rise
+    if what not in CASES:
+        raise ValueError(f"what must be one of {sorted(CASES)}, got {what!r}")
+    train_loss, meta_loss, x0, alphas, betas = jax_problem(T, batch=batch, n_examples=n_examples,
+                                                          sizes=sizes)
+    beta_used = to_rational(betas)[0] / 65536.0      # the rational betas revlearn uses
+    if what == "imports":
+        fn = None
+    elif what == "train":
         fn = lambda: train(train_loss, x0, alphas, betas, backend="jax")
     elif what == "revlearn":
         fn = lambda: hypergrad(train_loss, meta_loss, x0, alphas, betas, backend="jax")
+    elif what == "revlearn-autograd":
+        tl, ml, *_ = paper_problem(T, batch=batch, n_examples=n_examples, sizes=sizes)
+        fn = lambda: hypergrad(tl, ml, x0, alphas, betas)
     else:
-        ref = momentum_hypergrad_reference(loss, lambda x: meta_loss(x, None), x0, alphas,
-                                           to_rational(betas)[0] / 65536.0,
+        ref = momentum_hypergrad_reference(lambda x, t: train_loss(x, None, t),
+                                           lambda x: meta_loss(x, None), x0, alphas, beta_used,
                                            checkpoint=(what == "checkpointed"))
-        args = (jnp.asarray(alphas), jnp.asarray(to_rational(betas)[0] / 65536.0), jnp.asarray(x0))
+        args = (jnp.asarray(alphas), jnp.asarray(beta_used), jnp.asarray(x0))
         fn = lambda: jax.block_until_ready(ref(*args))
-    fn()
-    seconds = best_time(fn, repeats) / T
-    return seconds, resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
+    seconds = run_bytes = None
+    if fn is not None:
+        fn()                                          # compiles
+        run_bytes = resident_rise(fn)
+        seconds = best_time(fn, repeats) / T
+    return dict(seconds=seconds, peak_bytes=peak_resident(), run_bytes=run_bytes)
 
 
 def jax_rows(q):
     """revlearn's exact hypergradient with a JAX loss against JAX's own, jit-compiled, on the
     784-50-50-50-10 net (batches of 200): time per step, and peak memory of a fresh process
-    each (the import of JAX alone takes a few hundred MB, the same for all)."""
-    import json
-    import subprocess
-    import sys
+    each (``revlearn.jax_comparison.compare``; JAX's import alone takes a few hundred MB,
+    the same for all)."""
+    from .jax_comparison import PAPER, compare
     Ts = (20, 100) if q else (100, 1000)
-    res = {}
-    for T in Ts:
-        for what in ("train", "revlearn", "checkpointed", "unrolled"):
-            out = subprocess.run([sys.executable, "-c",
-                                  f"import json; from revlearn.bench import jax_case; "
-                                  f"print(json.dumps(jax_case({what!r}, {T})))"],
-                                 capture_output=True, text=True, check=True)
-            res[T, what] = json.loads(out.stdout.strip().splitlines()[-1])
+    c = compare(Ts, ("train", "revlearn", "checkpointed", "unrolled"), **PAPER)
     big = Ts[-1]
     for what in ("checkpointed", "unrolled"):
-        ratio = res[big, "revlearn"][0] / res[big, what][0]
+        ratio = c.time_ratio("revlearn", what)
         row(f"revlearn-jax hypergradient / JAX {what}, per step, T={big}", f"{ratio:.2f}x",
             "<= 1x" if what == "checkpointed" else "report", ratio <= 1 or what != "checkpointed",
-            f"({1e3 * res[big, 'revlearn'][0]:.2f} vs {1e3 * res[big, what][0]:.2f} ms per step; "
-            f"JAX training {1e3 * res[big, 'train'][0]:.2f} ms)")
+            f"({1e3 * c.seconds['revlearn', big]:.2f} vs {1e3 * c.seconds[what, big]:.2f} ms per "
+            f"step; JAX training {1e3 * c.seconds['train', big]:.2f} ms)")
+    mb = lambda b: "n/a" if b is None else f"{b / 1e6:.1f}"
     for T in Ts:
         row(f"peak memory, T={T}: revlearn-jax / JAX checkpointed / JAX unrolled",
-            f"{res[T, 'revlearn'][1] / 1e6:.0f} MB", "report", True,
-            f"(/ {res[T, 'checkpointed'][1] / 1e6:.0f} MB / {res[T, 'unrolled'][1] / 1e6:.0f} MB;"
-            f" float training alone {res[T, 'train'][1] / 1e6:.0f} MB)")
+            f"{c.peak_bytes['revlearn', T] / 1e6:.0f} MB", "report", True,
+            f"(/ {c.peak_bytes['checkpointed', T] / 1e6:.0f} MB / "
+            f"{c.peak_bytes['unrolled', T] / 1e6:.0f} MB; float training alone "
+            f"{c.peak_bytes['train', T] / 1e6:.0f} MB; the imports alone "
+            f"{c.imports_bytes / 1e6:.0f} MB)")
+        row(f"memory of one run, T={T}: revlearn-jax / JAX checkpointed / JAX unrolled",
+            f"{mb(c.run_bytes['revlearn', T])} MB", "report", True,
+            f"(/ {mb(c.run_bytes['checkpointed', T])} MB / {mb(c.run_bytes['unrolled', T])} MB)")
 
 
 SECTIONS = ("buffer", "training", "memory", "adam", "frontier", "jax")
