@@ -51,8 +51,10 @@ def directional_fd(f, params, direction, eps=1e-5):
 
 
 def rl_flatten(tree):
-    from autograd.misc import flatten
-    return flatten(tree)
+    # autograd's flatten traces (it is a VJP); the thread test calls this inside its threads,
+    # so it takes its turn on revlearn's lock like any autograd call sharing the trace stack
+    from revlearn.autodiff import locked_flatten
+    return locked_flatten(tree)
 
 
 def random_like(params, seed):
