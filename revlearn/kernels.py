@@ -42,20 +42,24 @@ if numba is not None:
         high = np.int64(r >= b)
         return q + high, r - high * b
 
+    # Quotients are estimated by multiplying with inv = fl(1 / b), a third of the cost of
+    # a float division, then corrected exactly in integers.
+
     @_inline
-    def _div_small(x, b):
-        """floor(x / b) and x mod b for 0 <= x < 2**53, b >= 1."""
-        q = np.int64(np.float64(x) / np.float64(b))
+    def _div_small(x, b, inv):
+        """floor(x / b) and x mod b for 0 <= x < 2**53, b >= 1, inv = fl(1 / b): x * inv
+        is within 1 of x / b (relative error below 2**-52, and x / b < 2**52 for b >= 2;
+        exact for b = 1), so the truncated estimate is off by at most one."""
+        q = np.int64(np.float64(x) * inv)
         return _correct(q, x - q * b, b)
 
     @_inline
-    def _floor_divmod(k, b):
+    def _floor_divmod(k, b, inv):
         """floor(k / b) and the non-negative remainder for any |k| < 2**62: the truncated
-        float quotient of a rounded k is off by at most 2**10 / b + 1, so correct it once
-        in floats (the residual is small and exact) and then by one."""
-        bf = np.float64(b)
-        q = np.int64(np.float64(k) / bf)
-        q += np.int64(np.float64(k - q * b) / bf)
+        estimate of a rounded k is off by at most 2**11 / b + 1, so correct it once in
+        floats (the residual is small and exact) and then by one."""
+        q = np.int64(np.float64(k) * inv)
+        q += np.int64(np.float64(k - q * b) * inv)
         return _correct(q, k - q * b, b)
 
     def _variants(per):
@@ -91,6 +95,7 @@ if numba is not None:
             mask = d - 1
             wbits = np.uint64(word_bits)
             wmask = np.uint64((1 << word_bits) - 1)
+            inv0 = 1.0 / np.float64(n[0])
             for i in range(size):               # heads too full for the growth shed a word
                 b = n[i] if per else n[0]
                 x = head[i]
@@ -100,8 +105,9 @@ if numba is not None:
                     head[i] = x >> wbits
             for i in range(size):
                 b = n[i] if per else n[0]
+                inv = 1.0 / np.float64(b) if per else inv0
                 kk = k[i]
-                A, B = _div_small(np.int64(head[i]), b)
+                A, B = _div_small(np.int64(head[i]), b, inv)
                 S = (kk & mask) * b + B         # the remainder on top of the head's low digit
                 head[i] = np.uint64((A << shift) + (S & mask))
                 k[i] = (kk >> shift) * b + (S >> shift)
@@ -113,11 +119,13 @@ if numba is not None:
             d = np.int64(1) << shift
             mask = d - 1
             need = 0
+            inv0 = 1.0 / np.float64(n[0])
             for i in range(size):               # into scratch first: nothing changes yet
                 b = n[i] if per else n[0]
-                q, r = _floor_divmod(k[i], b)
+                inv = 1.0 / np.float64(b) if per else inv0
+                q, r = _floor_divmod(k[i], b, inv)
                 x = np.int64(head[i])
-                o, c = _div_small((r << shift) + (x & mask), b)
+                o, c = _div_small((r << shift) + (x & mask), b, inv)
                 nh = (x >> shift) * b + c
                 new_head[i] = np.uint64(nh)
                 qs[i] = q * d + o
