@@ -229,7 +229,18 @@ class ExactArray:
     @property
     def val(self):
         """The values as float64 (a new array; exact while |k| < 2**53)."""
-        return self._k * self._inv_scale
+        return self.values()
+
+    def values(self, out=None):
+        """The values as float64, written into ``out`` (a float64 array of the same length)
+        if given: ``val`` without allocating, for loops that read them every step."""
+        if out is None:
+            out = np.empty(len(self._k))
+        if kernels.ENABLED:
+            kernels.scale_values(self._k, np.reshape(self._inv_scale, -1), out)
+        else:
+            np.multiply(self._k, self._inv_scale, out=out)
+        return out
 
     def _what(self, what):
         return what if self.name is None else f"{what} ({self.name})"

@@ -110,7 +110,7 @@ def _views(S, out):
     """The float values of ExactArrays S into the scratch arrays ``out`` (exactly the
     values ``E.val`` would give)."""
     for E, o in zip(S, out):
-        np.multiply(E.k, E._inv_scale, out=o)
+        E.values(out=o)
     return out
 
 

@@ -144,7 +144,12 @@ if numba is not None:
                 k[i] = qs[i]
             return OK, nwords - need
 
-        return add_scaled, multiply, divide
+        @_jit
+        def scale_values(k, s, out):
+            for i in range(len(k)):             # numpy's int64 -> float64 cast does not vectorize
+                out[i] = np.float64(k[i]) * (s[i] if per else s[0])
+
+        return add_scaled, multiply, divide, scale_values
 
     _KERNELS = {per: _variants(per) for per in (False, True)}
 
@@ -169,3 +174,9 @@ if numba is not None:
         nothing changes."""
         return _KERNELS[len(n) > 1][2](k, head, words, nwords, n, shift, low_head, word_bits,
                                        qs, new_head)
+
+    def scale_values(k, s, out):
+        """out <- k * s as float64 (ExactArray.values): the same cast and product as numpy's
+        ``np.multiply(k, s, out=out)``, in one vectorized pass.  ``s`` is a 1-D float64
+        array of one value or one per element."""
+        return _KERNELS[len(s) > 1][3](k, s, out)

@@ -111,3 +111,22 @@ def test_a_failing_kernel_call_changes_nothing():
         X.add(np.array([1.0, 1e10, 1.0]))
     np.testing.assert_array_equal(X.k, X2.k)
     assert before[0].shape == X.k.shape
+
+
+def test_values_match_numpy_bit_for_bit():
+    """ExactArray.values (the float view every step reads) equals numpy's k * 2**-R, for one
+    format and for one format per element, including integers too big to be exact."""
+    rng = np.random.default_rng(3)
+    k = np.concatenate([rng.integers(-2**61, 2**61, 300), rng.integers(-2**40, 2**40, 300),
+                        [0, 1, -1, 2**53 + 1, -(2**53 + 1), 2**61 + 3]])
+    for bits in (32, rng.integers(1, 120, len(k))):
+        X = ExactArray(np.zeros(len(k)), bits)
+        X.k = k
+        want = k * 2.0 ** -np.asarray(bits, dtype=np.float64)
+        out = np.empty(len(k))
+        got = X.values(out=out)
+        assert got is out
+        np.testing.assert_array_equal(got.view(np.int64), want.view(np.int64))
+        np.testing.assert_array_equal(X.val.view(np.int64), want.view(np.int64))
+        with _NumpyOnly():
+            np.testing.assert_array_equal(X.values().view(np.int64), want.view(np.int64))
