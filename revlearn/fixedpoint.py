@@ -411,8 +411,7 @@ class ExactArray:
             return False
         src = src if src.dtype == np.int64 else np.asarray(src, dtype=np.float64)
         s = np.asarray(s, dtype=np.float64).reshape(-1)
-        status, biggest = kernels.add_scaled(self._k, src, s, sign, _LIMIT,
-                                             self._scratch()["r"].view(np.float64))
+        status, biggest = kernels.add_scaled(self._k, src, s, sign, _LIMIT)
         if status != kernels.OK:
             return False
         if self.track_rounding:

@@ -66,26 +66,32 @@ if numba is not None:
         """The kernels for one value per call (per=False) or one per element (per=True) of
         the scale or numerator: a compile-time constant, so no loop branches on it."""
 
+        @_inline
+        def _rounded(a, s, i, flimit):
+            """The rounded increment i as int64 (0 if it is out of range or NaN), and
+            whether it was."""
+            y = a[i] * (s[i] if per else s[0])
+            bad = (abs(y) >= flimit) | (y != y)
+            return np.int64(0.0 if bad else np.rint(y)), bad
+
         @_jit
-        def add_scaled(k, a, s, sign, limit, tmp):
-            bad = 0
+        def add_scaled(k, a, s, sign, limit):
+            # One pass in the common case; on failure a second pass takes the very same
+            # increments back out (|k|, |increment| < 2**62: no sum can wrap).
+            bad = False
             flimit = float(limit)
-            for i in range(len(a)):              # the rounded increments, and whether they fit
-                y = a[i] * (s[i] if per else s[0])
-                bad |= (abs(y) >= flimit) | (y != y)    # out of range, or NaN
-                tmp[i] = np.rint(y)
-            if bad:
-                return BAD_INCREMENT, 0
             kmax = 0
             for i in range(len(k)):
-                v = k[i] + sign * np.int64(tmp[i])
+                inc, b = _rounded(a, s, i, flimit)
+                bad |= b
+                v = k[i] + sign * inc
                 k[i] = v
                 av = v if v >= 0 else -v
                 kmax = av if av > kmax else kmax
-            if kmax >= limit:
+            if bad or kmax >= limit:
                 for i in range(len(k)):
-                    k[i] -= sign * np.int64(tmp[i])
-                return RESULT_RANGE, 0
+                    k[i] -= sign * _rounded(a, s, i, flimit)[0]
+                return (BAD_INCREMENT if bad else RESULT_RANGE), 0
             return OK, kmax
 
         @_jit
@@ -153,11 +159,10 @@ if numba is not None:
 
     _KERNELS = {per: _variants(per) for per in (False, True)}
 
-    def add_scaled(k, a, s, sign, limit, tmp):
+    def add_scaled(k, a, s, sign, limit):
         """k += sign * round_half_even(a * s), ``s`` a 1-D array of one value or one per
-        element, ``tmp`` float64 scratch.  Returns (status, max |k| afterwards); on any
-        failure k is unchanged."""
-        return _KERNELS[len(s) > 1][0](k, a, s, sign, limit, tmp)
+        element.  Returns (status, max |k| afterwards); on any failure k is unchanged."""
+        return _KERNELS[len(s) > 1][0](k, a, s, sign, limit)
 
     def multiply(k, head, words, nwords, n, shift, word_bits, low_head):
         """ExactArray.mul(n, 2**shift) with an InfoBuffer: k <- floor(k / d) n + digit, the
