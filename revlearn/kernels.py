@@ -62,17 +62,16 @@ if numba is not None:
         q += np.int64(np.float64(k - q * b) * inv)
         return _correct(q, k - q * b, b)
 
+    @_inline
+    def _rounded(y, flimit):
+        """The increment y rounded to an int64 (0 if it is out of range or NaN), and whether
+        it was."""
+        bad = (abs(y) >= flimit) | (y != y)
+        return np.int64(0.0 if bad else np.rint(y)), bad
+
     def _variants(per):
         """The kernels for one value per call (per=False) or one per element (per=True) of
         the scale or numerator: a compile-time constant, so no loop branches on it."""
-
-        @_inline
-        def _rounded(a, s, i, flimit):
-            """The rounded increment i as int64 (0 if it is out of range or NaN), and
-            whether it was."""
-            y = a[i] * (s[i] if per else s[0])
-            bad = (abs(y) >= flimit) | (y != y)
-            return np.int64(0.0 if bad else np.rint(y)), bad
 
         @_jit
         def add_scaled(k, a, s, sign, limit):
@@ -82,7 +81,7 @@ if numba is not None:
             flimit = float(limit)
             kmax = 0
             for i in range(len(k)):
-                inc, b = _rounded(a, s, i, flimit)
+                inc, b = _rounded(a[i] * (s[i] if per else s[0]), flimit)
                 bad |= b
                 v = k[i] + sign * inc
                 k[i] = v
@@ -90,7 +89,7 @@ if numba is not None:
                 kmax = av if av > kmax else kmax
             if bad or kmax >= limit:
                 for i in range(len(k)):
-                    k[i] -= sign * _rounded(a, s, i, flimit)[0]
+                    k[i] -= sign * _rounded(a[i] * (s[i] if per else s[0]), flimit)[0]
                 return (BAD_INCREMENT if bad else RESULT_RANGE), 0
             return OK, kmax
 
