@@ -228,19 +228,24 @@ class _FusedMLP:
             return r[4], r[5]
         hs, z = self._forward(x, inputs)
         params = self._params(x)
-        delta = (onp.exp(log_softmax(z)) - targets) * (g / z.shape[0])   # _nll_backward
-        deltas, backs, parts = [None] * len(params), [None] * len(params), []
-        for i in range(len(params) - 1, -1, -1):
+        p = onp.exp(log_softmax(z))
+        delta = (p - targets) * (g / z.shape[0])                         # _nll_backward
+        n = len(params)
+        deltas, backs, slopes, parts = [None] * n, [None] * n, [None] * n, []
+        for i in range(n - 1, -1, -1):
             deltas[i] = delta
             parts.append(onp.sum(delta, axis=0))                         # _sum_rows
             parts.append(onp.dot(hs[i].T, delta))                        # _t_mm
             if i > 0:
                 y = hs[i]
                 backs[i] = onp.dot(delta, params[i][0].T)                # _mm_t
-                delta = backs[i] * (1 - y * y)                           # _tanh_backward
-        flat = onp.concatenate([onp.ravel(p) for p in parts[::-1]])
-        self.recent.backward = (x, inputs, targets, g, (deltas, backs), flat)
-        return (deltas, backs), flat
+                slopes[i] = 1 - y * y                                    # tanh'
+                delta = backs[i] * slopes[i]                             # _tanh_backward
+        flat = onp.concatenate([onp.ravel(q) for q in parts[::-1]])
+        # kept for the Hessian-vector product: softmax, deltas, and tanh' of every layer
+        saved = (p, deltas, backs, slopes)
+        self.recent.backward = (x, inputs, targets, g, saved, flat)
+        return saved, flat
 
     def _grad(self, x, inputs, targets, g):
         return self._backward(x, inputs, targets, g, reuse=False)[1]
@@ -249,16 +254,14 @@ class _FusedMLP:
         """g * (Hessian of the loss) @ u by the R-operator: forward and backward passes of
         the directional derivative along u, from the stored activations and deltas."""
         hs, z = self._forward(x, inputs)
-        (deltas, backs), _ = self._backward(x, inputs, targets, g)
+        (p, deltas, backs, slopes), _ = self._backward(x, inputs, targets, g)
         params, dirs = self._params(x), self._params(u)
         Rh, Rhs = None, [None]
         for i, ((W, b), (U, c)) in enumerate(zip(params, dirs)):
             Rz = onp.dot(hs[i], U) + c if Rh is None else onp.dot(Rh, W) + onp.dot(hs[i], U) + c
             if i < len(params) - 1:
-                y = hs[i + 1]
-                Rh = (1 - y * y) * Rz
+                Rh = slopes[i + 1] * Rz
                 Rhs.append(Rh)
-        p = onp.exp(log_softmax(z))
         Rdelta = (p * Rz - p * onp.sum(p * Rz, axis=1, keepdims=True)) * (g / z.shape[0])
         parts = []
         for i in range(len(params) - 1, -1, -1):
@@ -270,7 +273,7 @@ class _FusedMLP:
             parts.append(RdW)
             if i > 0:
                 y, W, U = hs[i], params[i][0], dirs[i][0]
-                Rdelta = (onp.dot(Rdelta, W.T) + onp.dot(delta, U.T)) * (1 - y * y) \
+                Rdelta = (onp.dot(Rdelta, W.T) + onp.dot(delta, U.T)) * slopes[i] \
                     - backs[i] * (2 * y * Rhs[i])
         return onp.concatenate([onp.ravel(q) for q in parts[::-1]])
 
