@@ -13,7 +13,7 @@ import math
 
 import numpy as np
 
-from .autodiff import check_finite, derivatives
+from .autodiff import check_finite, derivatives, one_blas_thread_with_jax
 from .errors import ReversalError
 from .hypergrad import _result, reverse_accumulate
 from .progress import Progress
@@ -26,6 +26,7 @@ def default_every(T):
     return max(1, math.ceil(math.sqrt(T)))
 
 
+@one_blas_thread_with_jax
 def hypergrad_checkpointed(train_loss, meta_loss, x0, alphas=None, betas=None, meta=None, *,
                            optimizer=None, v0=None, groups=None, every=None,
                            denominator_bits=DEFAULT_DENOMINATOR_BITS, progress=False,

@@ -18,6 +18,7 @@ from autograd import value_and_grad
 from autograd.tracer import getval
 
 from .autodiff import (LOCK, check_finite, check_result_finite, derivatives, scalar_loss,
+                       one_blas_thread_with_jax,
                        train_gradient, _explained)
 from .buffer import InfoBuffer
 from .errors import ReversalError
@@ -144,6 +145,7 @@ def exact_reversal(run, hvp, progress=False):
         yield t, post, _views(S[1:], pre), g, vjp
 
 
+@one_blas_thread_with_jax
 def hypergrad(train_loss, meta_loss, x0, alphas=None, betas=None, meta=None, *, optimizer=None,
               v0=None, groups=None, frac_bits=DEFAULT_FRAC_BITS,
               denominator_bits=DEFAULT_DENOMINATOR_BITS, buffer=InfoBuffer, callback=None,

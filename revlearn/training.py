@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .autodiff import check_finite, derivatives
+from .autodiff import check_finite, derivatives, one_blas_thread_with_jax
 from .buffer import BigIntBuffer, InfoBuffer
 from .errors import CoarseGridWarning
 from .fixedpoint import DEFAULT_FRAC_BITS, ExactArray, check_frac_bits, value_range
@@ -82,6 +82,7 @@ class TrainResult:
         return self.state["v"]
 
 
+@one_blas_thread_with_jax
 def train(train_loss, x0, alphas=None, betas=None, meta=None, *, optimizer=None, v0=None,
           groups=None, denominator_bits=None, callback=None, backend="autograd"):
     """Plain float training: the baseline every exact result is compared with.
@@ -153,6 +154,7 @@ def _check_buffer_class(buffer):
                         "state array itself")
 
 
+@one_blas_thread_with_jax
 def train_exact(train_loss, x0, alphas=None, betas=None, meta=None, *, optimizer=None, v0=None,
                 groups=None, frac_bits=DEFAULT_FRAC_BITS,
                 denominator_bits=DEFAULT_DENOMINATOR_BITS, buffer=InfoBuffer, callback=None,

@@ -121,3 +121,24 @@ def test_the_reference_jax_hypergradients_agree_with_revlearns():
         np.testing.assert_allclose(np.asarray(d_alphas), r.d_alphas, rtol=1e-8)
         np.testing.assert_allclose(np.asarray(d_x0), r.d_x0, rtol=1e-6,
                                    atol=1e-8 * np.abs(r.d_x0).max())
+
+
+def test_the_jax_path_runs_numpy_blas_on_one_thread_and_restores_it():
+    """OpenBLAS threads spinning beside XLA's take its cores: the JAX path limits them to
+    one for the run (seen from inside the run, by a callback) and gives them back after."""
+    from threadpoolctl import threadpool_info, threadpool_limits
+    if not [i for i in threadpool_info() if i["user_api"] == "blas"]:
+        pytest.skip("no BLAS library seen by threadpoolctl")
+    net, (tlj, mlj), (tla, mla), x0, meta, rng = _problem(T=3)
+    alphas, betas = np.full(3, 0.3), np.full(3, 0.9)
+
+    def blas_threads():
+        return {i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"}
+    with threadpool_limits(2, user_api="blas"):
+        seen = {}
+        for backend, tl in (("jax", tlj), ("autograd", tla)):
+            rl.hypergrad(tl, mlj if backend == "jax" else mla, x0, alphas, betas, meta,
+                         backend=backend,
+                         callback=lambda t, *S, b=backend: seen.setdefault(b, blas_threads()))
+        assert seen == {"jax": {1}, "autograd": {2}}
+        assert blas_threads() == {2}
