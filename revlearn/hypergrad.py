@@ -84,7 +84,7 @@ class HypergradResult:
         return self.final_state["v"]
 
 
-def reverse_accumulate(plan, steps, dx, dm, check=True):
+def reverse_accumulate(plan, steps, dx, dm, check=True, adj=None):
     """The reverse-mode recursion over a training run, walked from t = T-1 down to 0.
 
     ``steps`` yields ``(t, post, pre, g, vjp)``: the other states' float values
@@ -92,12 +92,19 @@ def reverse_accumulate(plan, steps, dx, dm, check=True):
     (cotangent c -> (H_xx c, H_mx c)).  ``dx``, ``dm``: d meta / d x_T and the
     direct d meta / d meta.  The optimizer's ``adjoint_step`` does its algebra
     and names the cotangent of g_t; this loop asks for the one Hessian-vector
-    product.  Returns ``(adjoint state, dm)``: adjoint["x"] is d meta / d x_0.
-    ``check=False`` lets NaN and inf through (for the naive reversal's damage).
+    product.  A step that already has it (``vjp`` is then the pair (H_xx c,
+    H_mx c) for the c that ``plan.adjoint_before`` gave it from ``adj``, passed
+    in here) leaves this loop ``plan.adjoint_after``.  Returns ``(adjoint
+    state, dm)``: adjoint["x"] is d meta / d x_0.  ``check=False`` lets NaN and
+    inf through (for the naive reversal's damage).
     """
-    adj = plan.adjoint_init(dx)
+    adj = plan.adjoint_init(dx) if adj is None else adj
     for t, post, pre, g, vjp in steps:
-        hx, hm = vjp(plan.adjoint_step(t, adj, post, pre, g))
+        if callable(vjp):
+            hx, hm = vjp(plan.adjoint_step(t, adj, post, pre, g))
+        else:
+            plan.adjoint_after(t, adj, pre, g)
+            hx, hm = vjp
         hx = np.asarray(hx)
         if check and not np.isfinite(hx).all():
             check_result_finite("d_x0", hx, f"its Hessian-vector product became non-finite "
@@ -115,14 +122,19 @@ def _views(S, out):
     return out
 
 
-def exact_reversal(run, hvp, progress=False):
+def exact_reversal(run, hvp, progress=False, grad_hvp=None, adj=None):
     """Walk an ``ExactRun`` backwards in place: the ``steps`` of ``reverse_accumulate``.
 
     Recovers x_t by undoing its update with the states at t + 1, recomputes
     g_t at x_t (and checks its fingerprint against the forward pass), then
     recovers the other states.  Raises ``ReversalError`` for a gradient that
-    changed between the passes."""
+    changed between the passes.  With ``grad_hvp`` (a backend's g_t and H_t c
+    in one call), ``adj`` and a plan that has ``adjoint_before``, each step
+    asks for both at once; should that call's g_t differ in a bit from the
+    forward pass's (another compiled program may round differently), g_t is
+    recomputed the forward pass's way."""
     S, plan, m = run.state, run.plan, run.meta_flat
+    fused = grad_hvp is not None and adj is not None and hasattr(plan, "adjoint_before")
     size = len(S[0])
     post = [np.empty(size) for _ in S[1:]]
     pre = [np.empty(size) for _ in S[1:]]
@@ -131,7 +143,13 @@ def exact_reversal(run, hvp, progress=False):
         _views(S[1:], post)
         try:
             plan.exact_unstep_x(S, post, t)
-            g, vjp = hvp(S[0].val, m, t)
+            x = S[0].val
+            if fused:
+                g, *products = grad_hvp(x, m, t, plan.adjoint_before(t, adj, post))
+                if fingerprint(g) != run.fingerprints[t]:
+                    g = hvp(x, m, t)[0]       # the gradient alone, as the forward pass had it
+            else:
+                g, products = hvp(x, m, t)
             if fingerprint(g) != run.fingerprints[t]:
                 raise ReversalError(
                     f"train_loss gave a different gradient at iteration {t} in the reverse pass "
@@ -142,7 +160,7 @@ def exact_reversal(run, hvp, progress=False):
             plan.exact_unstep_rest(S, g, t)
         except OverflowError as e:
             raise OverflowError(f"in the reverse pass at iteration {t}: {e}") from None
-        yield t, post, _views(S[1:], pre), g, vjp
+        yield t, post, _views(S[1:], pre), g, products
 
 
 @one_blas_thread_with_jax
@@ -171,7 +189,9 @@ def hypergrad(train_loss, meta_loss, x0, alphas=None, betas=None, meta=None, *, 
     opt, _, _, _, _, unflatten = prepare(x0, alphas, betas, optimizer, groups,
                                          denominator_bits, meta, v0, backend)
     d = derivatives(backend)
-    hvp = d.train_hvp(d.train_gradient(train_loss, unflatten))
+    gradient = d.train_gradient(train_loss, unflatten)
+    hvp = d.train_hvp(gradient)
+    grad_hvp = d.train_grad_hvp(gradient) if hasattr(d, "train_grad_hvp") else None
     f = d.meta_value_and_grad(meta_loss, unflatten)
     S, plan, T = run.state, run.plan, run.plan.T
     buffer_bits = run.buffer_bits
@@ -184,7 +204,9 @@ def hypergrad(train_loss, meta_loss, x0, alphas=None, betas=None, meta=None, *, 
     check_finite(dx, T, "gradient of meta_loss with respect to x")
     check_result_finite("d_meta", dm, "already in the direct gradient of meta_loss with "
                                       "respect to meta at the final weights")
-    adj, dm = reverse_accumulate(plan, exact_reversal(run, hvp, progress), dx, dm)
+    adj = plan.adjoint_init(dx)
+    adj, dm = reverse_accumulate(plan, exact_reversal(run, hvp, progress, grad_hvp, adj), dx, dm,
+                                 adj=adj)
 
     exact = all((E.k == k0).all() for E, k0 in zip(S, run.init_k)) and \
         all(E.buffer.is_empty() for E in S)

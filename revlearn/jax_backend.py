@@ -5,11 +5,12 @@
 ``meta_loss(x, meta)`` written with ``jax.numpy``.  Everything else is the same
 engine: the exact fixed-point arithmetic, the information buffer, the one
 reverse loop and every check (the gradient fingerprints, the final bit-for-bit
-test, NaN/inf, range).  Only the three derivatives the loops ask for come from
+test, NaN/inf, range).  Only the derivatives the loops ask for come from
 here instead of autograd:
 
     gradient     g(x, m, t) = d train_loss / dx          (one jitted call)
     HVP          (H_xx c, H_mx c) for a cotangent c      (one jitted call)
+    both         g and (H_xx c, H_mx c) when c is known before g (momentum's)
     meta         meta_loss and its gradients in x and m   (one jitted call)
 
 Inside the jitted loss ``t`` is a traced integer, not a Python int: pick
@@ -89,7 +90,7 @@ def train_gradient(train_loss, unflatten):
 
     def g(x, m, t):
         try:
-            return np.array(gx(x, m, t))    # a writable copy, like autograd's
+            return np.asarray(gx(x, m, t))  # a read-only view of XLA's result: no copy
         except _errors() as e:
             raise _explained(e, "train_loss", f"gradient at iteration {t}") from e
     g.loss, g.source = loss, (train_loss, unflatten)
@@ -117,9 +118,34 @@ def train_hvp(g):
                 hx, hm = products(x, m, t, c)
             except _errors() as e:
                 raise _explained(e, "train_loss", f"second derivative at iteration {t}") from e
-            return np.array(hx), np.array(hm)
+            return np.asarray(hx), np.asarray(hm)
         return gval, vjp
     return hvp
+
+
+def train_grad_hvp(g):
+    """(x, m, t, c) -> (g, H_xx c, H_mx c) in one jitted call, for a cotangent c known
+    before g (momentum's): one pass through the loss and its derivatives instead of the
+    two that ``train_hvp``'s separate gradient and products take."""
+    loss = g.loss
+    grad_x = jax.grad(loss, argnums=0)
+
+    def build():
+        @jax.jit
+        def both(x, m, t, c):
+            gval, pull = jax.vjp(lambda x_, m_: grad_x(x_, m_, t), x, m)
+            return (gval,) + pull(c)
+        return both
+    both = _compiled("grad_hvp", *g.source, build)
+
+    def grad_hvp(x, m, t, c):
+        try:
+            gval, hx, hm = both(x, m, t, c)
+        except _errors() as e:
+            raise _explained(e, "train_loss", f"second derivative at iteration {t}") from e
+        # read-only views, no copies; asarray waits for the result (c is reused scratch)
+        return np.asarray(gval), np.asarray(hx), np.asarray(hm)
+    return grad_hvp
 
 
 def meta_value_and_grad(meta_loss, unflatten):

@@ -133,15 +133,25 @@ class MomentumPlan(Plan):
         """From v_{t+1} = b v_t - (1 - b) g_t and x_{t+1} = x_t + a v_{t+1}, by the chain rule:
         d alpha_t = dx . v_{t+1};  dv += a dx;  d beta_t = dv . (v_t + g_t);
         cotangent of g_t = -(1 - b) dv;  dv *= b.  (``pre`` is overwritten.)"""
+        dg = self.adjoint_before(t, adj, post)
+        self.adjoint_after(t, adj, pre, g)
+        return dg
+
+    def adjoint_before(self, t, adj, post):
+        """The half of ``adjoint_step`` that needs neither g_t nor v_t: d alpha_t, dv += a dx,
+        and the cotangent of g_t (returned; it lives in scratch until the next step)."""
         a, b = self.at("alphas", t), self.at("betas", t)
         dx, dv, w = adj["x"], adj["v"], adj["_scratch"]
         adj["alphas"][t] = self.groups.reduce_dot(dx, post[0])
         dv += np.multiply(dx, a, out=w)
-        adj["betas"][t] = self.groups.reduce_dot(dv, np.add(pre[0], g, out=pre[0]))
         # b differs per parameter with per-group momentum: -(1 - b) dv elementwise
-        dg = np.multiply(dv, b - 1, out=w)
-        dv *= b
-        return dg
+        return np.multiply(dv, b - 1, out=w)
+
+    def adjoint_after(self, t, adj, pre, g):
+        """The other half: d beta_t = dv . (v_t + g_t), then dv *= b."""
+        dv = adj["v"]
+        adj["betas"][t] = self.groups.reduce_dot(dv, np.add(pre[0], g, out=pre[0]))
+        dv *= self.at("betas", t)
 
     def gradients(self, adj):
         return Momentum(alphas=adj["alphas"], betas=adj["betas"]), {"v": adj["v"]}

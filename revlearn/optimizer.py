@@ -29,6 +29,11 @@ adjoint (the reverse-mode recursion, shared by every way of getting states)
     which the loop asks one Hessian-vector product: adj["x"] += H_t c.
     ``gradients(adj)``: ``(d_optimizer, d_init)``, the gradients as an
     optimizer of the same type and a dict of initial-state gradients.
+    Optional: ``adjoint_before(t, adj, post)`` and ``adjoint_after(t, adj,
+    pre, g)``, ``adjoint_step`` in two halves, for an optimizer whose
+    cotangent of g_t is known before g_t (momentum's is -(1 - b)(dv + a dx)).
+    With them, a backend that has ``train_grad_hvp`` (JAX) computes g_t and
+    H_t c in one compiled call instead of two.
 
 Adding an optimizer is one module with a dataclass and a ``Plan``.
 """

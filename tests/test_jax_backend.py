@@ -142,3 +142,65 @@ def test_the_jax_path_runs_numpy_blas_on_one_thread_and_restores_it():
                          callback=lambda t, *S, b=backend: seen.setdefault(b, blas_threads()))
         assert seen == {"jax": {1}, "autograd": {2}}
         assert blas_threads() == {2}
+
+
+def test_momentum_asks_jax_for_the_gradient_and_the_hvp_in_one_call(monkeypatch):
+    """Momentum's cotangent is known before g_t, so each JAX reverse step is one compiled
+    call; its gradient is checked against the forward pass like any other, and if it
+    differs in a bit the step recomputes g_t the forward pass's way (same answer)."""
+    from revlearn import jax_backend
+    net, (tlj, mlj), (tla, mla), x0, meta, rng = _problem(seed=6)
+    T = 12
+    a, b = np.full(T, 0.3), np.full(T, 0.9)
+    calls = {"fused": 0}
+    real = jax_backend.train_grad_hvp
+
+    def counting(g, flip=False):
+        both = real(g)
+
+        def wrapped(x, m, t, c):
+            calls["fused"] += 1
+            gval, hx, hm = both(x, m, t, c)
+            if flip:                      # another program's rounding: one bit off
+                gval = gval.copy()
+                gval.view(np.int64)[0] ^= 1
+            return gval, hx, hm
+        return wrapped
+    monkeypatch.setattr(jax_backend, "train_grad_hvp", counting)
+    r = rl.hypergrad(tlj, mlj, x0, a, b, meta, backend="jax")
+    assert calls["fused"] == T and r.exact
+    want = rl.hypergrad(tla, mla, x0, a, b, meta)
+    np.testing.assert_allclose(r.d_alphas, want.d_alphas, rtol=1e-10)
+    np.testing.assert_allclose(r.d_meta, want.d_meta, rtol=1e-10,
+                               atol=1e-10 * np.abs(want.d_meta).max())
+    monkeypatch.setattr(jax_backend, "train_grad_hvp", lambda g: counting(g, flip=True))
+    flipped = rl.hypergrad(tlj, mlj, x0, a, b, meta, backend="jax")
+    assert flipped.exact and calls["fused"] == 2 * T
+    np.testing.assert_array_equal(flipped.d_alphas, r.d_alphas)
+    np.testing.assert_array_equal(flipped.d_x0, r.d_x0)
+    # Adam's cotangent needs g_t: two calls per step, no fused one
+    calls["fused"] = 0
+    adam = rl.Adam(np.full(T, 0.01), np.full(T, 0.9), np.full(T, 0.999))
+    assert rl.hypergrad(tlj, mlj, x0, optimizer=adam, meta=meta, backend="jax").exact
+    assert calls["fused"] == 0
+
+
+def test_a_changed_gradient_is_caught_in_the_one_call_reverse_step_too():
+    from revlearn import jax_backend
+    from revlearn.autodiff import derivatives
+    from revlearn.hypergrad import exact_reversal
+    net, (tlj, mlj), _, x0, meta, rng = _problem(seed=7)
+    T = 6
+    shift = np.zeros(len(x0))
+
+    def drifting(x, m, t):
+        return tlj(x, m, t) + 1e-3 * jnp.dot(jnp.asarray(shift), x)
+    run = rl.train_exact(drifting, x0, np.full(T, 0.3), np.full(T, 0.9), meta, backend="jax")
+    shift[:] = 1.0
+    jax_backend._COMPILED.clear()
+    d = derivatives("jax")
+    g = d.train_gradient(drifting, d.flat_meta(meta)[1])
+    adj = run.plan.adjoint_init(np.ones(len(x0)))
+    with pytest.raises(rl.ReversalError, match="different gradient at iteration 5"):
+        for _ in exact_reversal(run, d.train_hvp(g), grad_hvp=d.train_grad_hvp(g), adj=adj):
+            pass
