@@ -125,6 +125,27 @@ if numba is not None:
             mask = d - 1
             need = 0
             inv0 = 1.0 / np.float64(n[0])
+            wbits = np.uint64(word_bits)
+            low = np.uint64(low_head)
+            if nwords >= size:                  # cannot underflow (one word per element at most):
+                for i in range(size):           # in place, then the refills
+                    b = n[i] if per else n[0]
+                    inv = 1.0 / np.float64(b) if per else inv0
+                    q, r = _floor_divmod(k[i], b, inv)
+                    x = np.int64(head[i])
+                    o, c = _div_small((r << shift) + (x & mask), b, inv)
+                    nh = (x >> shift) * b + c
+                    head[i] = np.uint64(nh)
+                    k[i] = q * d + o
+                    need += np.int64(nh < low_head)
+                top = nwords - need             # refills read the stack top in element order
+                if need:
+                    for i in range(size):
+                        x = head[i]
+                        if x < low:
+                            head[i] = (x << wbits) | np.uint64(words[top])
+                            top += 1
+                return OK, nwords - need
             for i in range(size):               # into scratch first: nothing changes yet
                 b = n[i] if per else n[0]
                 inv = 1.0 / np.float64(b) if per else inv0
@@ -137,9 +158,7 @@ if numba is not None:
                 need += np.int64(nh < low_head)
             if need > nwords:
                 return UNDERFLOW, nwords
-            top = nwords - need                 # refills read the stack top in element order
-            wbits = np.uint64(word_bits)
-            low = np.uint64(low_head)
+            top = nwords - need
             for i in range(size):
                 x = new_head[i]
                 if x < low:
