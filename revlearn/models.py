@@ -231,17 +231,17 @@ class _FusedMLP:
         p = onp.exp(log_softmax(z))
         delta = (p - targets) * (g / z.shape[0])                         # _nll_backward
         n = len(params)
-        deltas, backs, slopes, parts = [None] * n, [None] * n, [None] * n, []
-        for i in range(n - 1, -1, -1):
+        deltas, backs, slopes = [None] * n, [None] * n, [None] * n
+        flat = onp.empty(len(x))            # each layer's gradient written into its place
+        for i, (dW, db) in reversed(list(enumerate(self._params(flat)))):
             deltas[i] = delta
-            parts.append(onp.sum(delta, axis=0))                         # _sum_rows
-            parts.append(onp.dot(hs[i].T, delta))                        # _t_mm
+            onp.sum(delta, axis=0, out=db)                               # _sum_rows
+            onp.dot(hs[i].T, delta, out=dW)                              # _t_mm
             if i > 0:
                 y = hs[i]
                 backs[i] = onp.dot(delta, params[i][0].T)                # _mm_t
                 slopes[i] = 1 - y * y                                    # tanh'
                 delta = backs[i] * slopes[i]                             # _tanh_backward
-        flat = onp.concatenate([onp.ravel(q) for q in parts[::-1]])
         # kept for the Hessian-vector product: softmax, deltas, and tanh' of every layer
         saved = (p, deltas, backs, slopes)
         self.recent.backward = (x, inputs, targets, g, saved, flat)
@@ -263,19 +263,18 @@ class _FusedMLP:
                 Rh = slopes[i + 1] * Rz
                 Rhs.append(Rh)
         Rdelta = (p * Rz - p * onp.sum(p * Rz, axis=1, keepdims=True)) * (g / z.shape[0])
-        parts = []
-        for i in range(len(params) - 1, -1, -1):
+        out = onp.empty(len(x))
+        for i, (RdW, Rdb) in reversed(list(enumerate(self._params(out)))):
             delta = deltas[i]
-            parts.append(onp.sum(Rdelta, axis=0))
-            RdW = onp.dot(hs[i].T, Rdelta)
+            onp.sum(Rdelta, axis=0, out=Rdb)
+            onp.dot(hs[i].T, Rdelta, out=RdW)
             if Rhs[i] is not None:
                 RdW += onp.dot(Rhs[i].T, delta)
-            parts.append(RdW)
             if i > 0:
                 y, W, U = hs[i], params[i][0], dirs[i][0]
                 Rdelta = (onp.dot(Rdelta, W.T) + onp.dot(delta, U.T)) * slopes[i] \
                     - backs[i] * (2 * y * Rhs[i])
-        return onp.concatenate([onp.ravel(q) for q in parts[::-1]])
+        return out
 
 
 class MLP:
