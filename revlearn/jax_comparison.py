@@ -6,9 +6,9 @@ one jit-compiled program that keeps every step's intermediates ("unrolled"), or,
 ``jax.checkpoint`` around each step, recomputes the step in the backward pass and keeps
 only its input, the state (x, v) ("checkpointed").  Either way its memory grows with T.
 revlearn with ``backend="jax"`` keeps the exact engine (fixed point, information buffer,
-the one reverse loop) in numpy and calls two compiled functions per reverse step (the
-gradient, and the Hessian-vector product); its memory does not grow with T beyond the
-buffer.  This module measures both on one problem: time per step and peak memory.
+the one reverse loop) in numpy and makes one compiled call per reverse step for momentum
+(the gradient and the Hessian-vector product together; Adam's cotangent needs the gradient
+first, so it makes two); its memory does not grow with T beyond the buffer.  This module measures both on one problem: time per step and peak memory.
 
 Memory.  ``revlearn.memory.peak_memory`` (tracemalloc) sees the allocations of Python and
 numpy, not the buffers XLA allocates, so here every measurement runs in a fresh Python
