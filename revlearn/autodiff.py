@@ -160,11 +160,14 @@ def one_blas_thread_with_jax(entry_point):
     """Run ``entry_point`` with numpy's BLAS on one thread when it is called with
     backend="jax".  Its loops alternate numpy work and compiled JAX calls; OpenBLAS's
     threads keep spinning for a while after each numpy product and take the cores that
-    XLA's own threads compute on (on 2 cores: 8.0 -> 6.2 ms per hypergradient step of the
-    784-50-50-50-10 net).  Uses threadpoolctl; autograd losses are left alone."""
+    XLA's own threads compute on (on 2 cores: 8.1 -> 6.3 ms per hypergradient step of the
+    784-50-50-50-10 net).  Uses threadpoolctl, in the main thread only: the limit is
+    process-wide, and OpenBLAS ignores a change made from another thread once the main
+    thread has set one, so a run in a worker thread could neither set it reliably nor be
+    sure to restore it.  Autograd losses are left alone."""
     @functools.wraps(entry_point)
     def wrapped(*args, backend="autograd", **kwargs):
-        if backend != "jax":
+        if backend != "jax" or threading.current_thread() is not threading.main_thread():
             return entry_point(*args, backend=backend, **kwargs)
         from threadpoolctl import threadpool_limits
         with threadpool_limits(1, user_api="blas"):

@@ -204,3 +204,37 @@ def test_a_changed_gradient_is_caught_in_the_one_call_reverse_step_too():
     with pytest.raises(rl.ReversalError, match="different gradient at iteration 5"):
         for _ in exact_reversal(run, d.train_hvp(g), grad_hvp=d.train_grad_hvp(g), adj=adj):
             pass
+
+
+def test_jax_runs_in_threads_leave_numpys_blas_threads_alone():
+    """The limit is process-wide and OpenBLAS ignores changes from other threads once the
+    main thread has made one: runs in worker threads neither set nor restore it (they
+    would leave numpy on one thread for good), and work."""
+    import threading
+    from threadpoolctl import threadpool_info, threadpool_limits
+    if not [i for i in threadpool_info() if i["user_api"] == "blas"]:
+        pytest.skip("no BLAS library seen by threadpoolctl")
+    net, (tlj, mlj), _, x0, meta, rng = _problem(T=6)
+    a, b = np.full(6, 0.3), np.full(6, 0.9)
+
+    def blas_threads():
+        return {i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"}
+    with threadpool_limits(2, user_api="blas"):
+        results, seen = [], []
+
+        def run(T):
+            results.append(rl.hypergrad(tlj, mlj, x0, a[:T], b[:T], meta, backend="jax",
+                                        callback=lambda t, *S: seen.append(blas_threads())))
+        threads = [threading.Thread(target=run, args=(T,)) for T in (6, 2, 4)]
+        for th in threads:
+            th.start()
+        for th in threads:
+            th.join()
+        assert len(results) == 3 and all(r.exact for r in results)
+        assert seen and all(s == {2} for s in seen)
+        assert blas_threads() == {2}
+        main = rl.hypergrad(tlj, mlj, x0, a, b, meta, backend="jax",
+                            callback=lambda t, *S: seen.append(blas_threads()))
+        assert seen[-1] == {1} and blas_threads() == {2}
+        six = [r for r in results if r.T == 6][0]      # the same run in a worker thread
+        np.testing.assert_array_equal(main.d_alphas, six.d_alphas)
