@@ -10,9 +10,9 @@ A kernel either completes or changes nothing and reports why (a status code); th
 caller then runs the numpy path, which raises the error.
 
 Integer division by the numerator n is the slow part of a multiply; here it is a
-float division (the operands are integers below 2**53, so the float quotient is
-within one of the true one) followed by a branch-free correction: exact, and it
-vectorizes where integer division cannot.
+float multiplication by fl(1/n) (the operands are integers below 2**53, so the
+estimate is within one of the true quotient) followed by a branch-free correction:
+exact, and it vectorizes where integer division cannot.
 """
 import os
 
