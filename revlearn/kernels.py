@@ -69,6 +69,15 @@ if numba is not None:
         bad = (abs(y) >= flimit) | (y != y)
         return np.int64(0.0 if bad else np.rint(y)), bad
 
+    @_inline
+    def _divided(kk, x, b, inv, shift):
+        """One element of a division by b / 2**shift: (the new integer, the new head) from
+        integer kk and head x (the digit below the remainder leaves the head in base b)."""
+        mask = (np.int64(1) << shift) - 1
+        q, r = _floor_divmod(kk, b, inv)
+        o, c = _div_small((r << shift) + (x & mask), b, inv)
+        return (q << shift) + o, (x >> shift) * b + c
+
     def _variants(per):
         """The kernels for one value per call (per=False) or one per element (per=True) of
         the scale or numerator: a compile-time constant, so no loop branches on it."""
@@ -121,8 +130,6 @@ if numba is not None:
         @_jit
         def divide(k, head, words, nwords, n, shift, low_head, word_bits, qs, new_head):
             size = len(k)
-            d = np.int64(1) << shift
-            mask = d - 1
             need = 0
             inv0 = 1.0 / np.float64(n[0])
             wbits = np.uint64(word_bits)
@@ -131,12 +138,8 @@ if numba is not None:
                 for i in range(size):           # in place, then the refills
                     b = n[i] if per else n[0]
                     inv = 1.0 / np.float64(b) if per else inv0
-                    q, r = _floor_divmod(k[i], b, inv)
-                    x = np.int64(head[i])
-                    o, c = _div_small((r << shift) + (x & mask), b, inv)
-                    nh = (x >> shift) * b + c
+                    k[i], nh = _divided(k[i], np.int64(head[i]), b, inv, shift)
                     head[i] = np.uint64(nh)
-                    k[i] = q * d + o
                     need += np.int64(nh < low_head)
                 top = nwords - need             # refills read the stack top in element order
                 if need:
@@ -149,12 +152,8 @@ if numba is not None:
             for i in range(size):               # into scratch first: nothing changes yet
                 b = n[i] if per else n[0]
                 inv = 1.0 / np.float64(b) if per else inv0
-                q, r = _floor_divmod(k[i], b, inv)
-                x = np.int64(head[i])
-                o, c = _div_small((r << shift) + (x & mask), b, inv)
-                nh = (x >> shift) * b + c
+                qs[i], nh = _divided(k[i], np.int64(head[i]), b, inv, shift)
                 new_head[i] = np.uint64(nh)
-                qs[i] = q * d + o
                 need += np.int64(nh < low_head)
             if need > nwords:
                 return UNDERFLOW, nwords
