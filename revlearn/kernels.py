@@ -10,9 +10,13 @@ A kernel either completes or changes nothing and reports why (a status code); th
 caller then runs the numpy path, which raises the error.
 
 Integer division by the numerator n is the slow part of a multiply; here it is a
-float multiplication by fl(1/n) (the operands are integers below 2**53, so the
+float multiplication by fl(1/n) (the operands are integers below 2**51, so the
 estimate is within one of the true quotient) followed by a branch-free correction:
-exact, and it vectorizes where integer division cannot.
+exact, and it vectorizes where integer division cannot.  Converting between int64
+and float64 has a vector instruction only with AVX-512; on AVX2 machines (most
+users') the compiler would convert element by element, so every conversion here is
+done by exact bit arithmetic instead ("magic numbers": integers below 2**51 are the
+low bits of a float near 1.5 * 2**52; wider ones are split into two halves).
 """
 import os
 
@@ -20,6 +24,8 @@ import numpy as np
 
 try:
     import numba
+    from numba import types
+    from numba.extending import intrinsic, overload
 except ImportError:          # the numpy path is complete on its own
     numba = None
 
@@ -33,41 +39,86 @@ if numba is not None:
     _jit = numba.njit(cache=True, nogil=True, error_model="numpy")
     _inline = numba.njit(cache=True, nogil=True, error_model="numpy", inline="always")
 
+    @intrinsic
+    def _bits_of_float(typingctx, x):
+        """The 64 bits of a float64 as an int64 (a free reinterpretation, no conversion)."""
+        def codegen(context, builder, sig, args):
+            return builder.bitcast(args[0], context.get_value_type(types.int64))
+        return types.int64(types.float64), codegen
+
+    @intrinsic
+    def _float_of_bits(typingctx, x):
+        """The float64 whose 64 bits are those of an int64."""
+        def codegen(context, builder, sig, args):
+            return builder.bitcast(args[0], context.get_value_type(types.float64))
+        return types.float64(types.int64), codegen
+
+    _MAGIC = 6755399441055744.0             # 1.5 * 2**52: its ulp is 1, and it keeps the sign bit
+    _MAGIC_BITS = np.int64(0x4338000000000000)
+
     @_inline
-    def _correct(q, r, b):
-        """Move (q, r), keeping q b + r, until 0 <= r < b, given -b <= r < 2 b."""
-        low = np.int64(r < 0)
-        q -= low
-        r += low * b
-        high = np.int64(r >= b)
-        return q + high, r - high * b
+    def _float_small(k):
+        """fl(k) for |k| < 2**51, exactly (the float is exact)."""
+        return _float_of_bits(k + _MAGIC_BITS) - _MAGIC
+
+    @_inline
+    def _int_small(y):
+        """round-half-even(y) as int64 for |y| < 2**51 (adding 1.5 * 2**52 rounds it)."""
+        return _bits_of_float(y + _MAGIC) - _MAGIC_BITS
+
+    @_inline
+    def _float(k):
+        """fl(k) for any int64, rounded to nearest as numpy's cast: both halves are exact
+        floats, so their sum is rounded once."""
+        return _float_small(k >> 32) * 4294967296.0 + _float_small(k & 0xFFFFFFFF)
+
+    @_inline
+    def _int(r):
+        """The int64 equal to an integral float64 r with |r| <= 2**62, exactly."""
+        h = np.floor(r * 2.0 ** -32)           # exact: a power-of-two scaling, then floor
+        return (_int_small(h) << 32) + _int_small(r - h * 4294967296.0)
+
+    def _value(a):
+        """An increment's source element as a float64 (an ExactArray's integers are cast)."""
+        return float(a)
+
+    @overload(_value, inline="always")
+    def _value_compiled(a):
+        if isinstance(a, types.Integer):
+            return lambda a: _float(a)
+        return lambda a: a
 
     # Quotients are estimated by multiplying with inv = fl(1 / b), a third of the cost of
-    # a float division, then corrected exactly in integers.
+    # a float division, then corrected; all in floats, where every quantity is an integer
+    # below 2**52 and so exact (AVX2 has no vector multiply of int64s).
 
     @_inline
     def _div_small(x, b, inv):
-        """floor(x / b) and x mod b for 0 <= x < 2**53, b >= 1, inv = fl(1 / b): x * inv
-        is within 1 of x / b (relative error below 2**-52, and x / b < 2**52 for b >= 2;
-        exact for b = 1), so the truncated estimate is off by at most one."""
-        q = np.int64(np.float64(x) * inv)
-        return _correct(q, x - q * b, b)
+        """floor(x / b) and x mod b for |x| < 2**51, 1 <= b <= 2**20, inv = fl(1 / b): x * inv
+        is within 0.375 of x / b for b >= 2 (relative error below 1.5 * 2**-52) and exact
+        for b = 1, so the rounded estimate is the floor or one above it."""
+        xf, bf = _float_small(x), _float_small(b)
+        qf = np.rint(xf * inv)
+        rf = xf - qf * bf                       # exact: |q b| < 2**52
+        low = rf < 0.0
+        qf = qf - 1.0 if low else qf
+        rf = rf + bf if low else rf
+        return _int_small(qf), _int_small(rf)
 
     @_inline
     def _floor_divmod(k, b, inv):
-        """floor(k / b) and the non-negative remainder for any |k| < 2**62: the truncated
-        estimate of a rounded k is off by at most 2**11 / b + 1, so correct it once in
-        floats (the residual is small and exact) and then by one."""
-        q = np.int64(np.float64(k) * inv)
-        q += np.int64(np.float64(k - q * b) * inv)
-        return _correct(q, k - q * b, b)
+        """floor(k / b) and the non-negative remainder for any int64 k and b <= 2**20: long
+        division in two digits of 2**20, each quotient small enough for ``_div_small``."""
+        qh, rh = _div_small(k >> 20, b, inv)
+        ql, r = _div_small((rh << 20) + (k & 0xFFFFF), b, inv)
+        return (qh << 20) + ql, r
 
     @_inline
     def _rounded(y, flimit):
         """The increment y rounded to an int64 (0 if it is out of range or NaN), and whether
         it was."""
         bad = (abs(y) >= flimit) | (y != y)
-        return np.int64(0.0 if bad else np.rint(y)), bad
+        return _int(np.rint(0.0 if bad else y)), bad
 
     @_inline
     def _divided(kk, x, b, inv, shift):
@@ -85,20 +136,23 @@ if numba is not None:
         @_jit
         def add_scaled(k, a, s, sign, limit):
             # One pass in the common case; on failure a second pass takes the very same
-            # increments back out (|k|, |increment| < 2**62: no sum can wrap).
+            # increments back out (|k|, |increment| < 2**62: no sum can wrap).  The sign
+            # goes into the float factor (rint(-y) = -rint(y)): no integer multiply.
             bad = False
             flimit = float(limit)
+            fsign = float(sign)
+            s0 = s[0] * fsign
             kmax = 0
             for i in range(len(k)):
-                inc, b = _rounded(a[i] * (s[i] if per else s[0]), flimit)
+                inc, b = _rounded(_value(a[i]) * (s[i] * fsign if per else s0), flimit)
                 bad |= b
-                v = k[i] + sign * inc
+                v = k[i] + inc
                 k[i] = v
                 av = v if v >= 0 else -v
                 kmax = av if av > kmax else kmax
             if bad or kmax >= limit:
                 for i in range(len(k)):
-                    k[i] -= sign * _rounded(a[i] * (s[i] if per else s[0]), flimit)[0]
+                    k[i] -= _rounded(_value(a[i]) * (s[i] * fsign if per else s0), flimit)[0]
                 return (BAD_INCREMENT if bad else RESULT_RANGE), 0
             return OK, kmax
 
@@ -169,8 +223,8 @@ if numba is not None:
 
         @_jit
         def scale_values(k, s, out):
-            for i in range(len(k)):             # numpy's int64 -> float64 cast does not vectorize
-                out[i] = np.float64(k[i]) * (s[i] if per else s[0])
+            for i in range(len(k)):
+                out[i] = _float(k[i]) * (s[i] if per else s[0])
 
         return add_scaled, multiply, divide, scale_values
 

@@ -130,3 +130,42 @@ def test_values_match_numpy_bit_for_bit():
         np.testing.assert_array_equal(X.val.view(np.int64), want.view(np.int64))
         with _NumpyOnly():
             np.testing.assert_array_equal(X.values().view(np.int64), want.view(np.int64))
+
+
+def test_the_conversions_and_divisions_by_bit_arithmetic_are_exact():
+    """The kernels convert int64 <-> float64 and divide by bit arithmetic (AVX2 has no vector
+    instruction for either): against numpy's casts, np.rint and Python's integer division,
+    at the edges of every range they claim."""
+    import numba
+    rng = np.random.default_rng(7)
+    ks = np.concatenate([rng.integers(-2**62, 2**62, 2000), rng.integers(-2**52, 2**52, 500),
+                         [0, 1, -1, 2**62, -2**62, 2**53 + 1, -(2**53 + 1), 2**63 - 1,
+                          -2**63, 2**32 - 1, -2**32]]).astype(np.int64)
+
+    @numba.njit
+    def floats(k):
+        return np.array([kernels._float(v) for v in k])
+
+    np.testing.assert_array_equal(floats(ks).view(np.int64), ks.astype(np.float64).view(np.int64))
+    ys = np.concatenate([rng.standard_normal(2000) * 2.0 ** rng.integers(-3, 62, 2000),
+                         [0.5, 1.5, 2.5, -0.5, -2.5, 2.0**51 + 0.5, 2.0**52 - 0.5, -2.0**52 + 1.5,
+                          2.0**62, -2.0**62, 2.0**53 + 2]])
+    ys = ys[np.abs(ys) <= 2.0**62]
+
+    @numba.njit
+    def rounded(y):
+        return np.array([kernels._rounded(v, 2.0**63)[0] for v in y])
+
+    np.testing.assert_array_equal(rounded(ys), np.rint(ys).astype(np.int64))
+
+    @numba.njit
+    def divmods(k, b):
+        q, r = np.empty_like(k), np.empty_like(k)
+        for i in range(len(k)):
+            q[i], r[i] = kernels._floor_divmod(k[i], b, 1.0 / np.float64(b))
+        return q, r
+
+    for b in (1, 2, 3, 655, 2047, 2048, 58982, 65535, 2**20):
+        q, r = divmods(ks[np.abs(ks) < 2**62], b)
+        want = [divmod(int(v), b) for v in ks[np.abs(ks) < 2**62]]
+        assert [(int(a), int(c)) for a, c in zip(q, r)] == want, b
